@@ -1,0 +1,1 @@
+"""Broadcaster: a self-hosted WhatsApp broadcast and reply desk."""
