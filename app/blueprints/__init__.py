@@ -1,0 +1,5 @@
+"""Blueprints, one module each; `create_app` registers the list below."""
+
+from app.blueprints import admin, auth, dashboard, health
+
+BLUEPRINTS = [auth.bp, dashboard.bp, health.bp, admin.bp]

@@ -1,0 +1,63 @@
+"""Sign in and sign out."""
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField
+from wtforms.validators import DataRequired
+
+from app.services import login_throttle, users
+from app.services.errors import ServiceError
+
+bp = Blueprint("auth", __name__)
+bp.login_exempt = True
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired()])
+    password = PasswordField("Password", validators=[DataRequired()])
+    remember = BooleanField("Keep me signed in on this device")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = _authenticate(form.email.data, form.password.data)
+        except ServiceError as error:
+            return render_template("auth/login.html", form=form, error=error.message), 200
+        login_user(user, remember=form.remember.data)
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form, error=None)
+
+
+def _authenticate(email: str, password: str):
+    ip = request.remote_addr or "unknown"
+    email = users.normalise_email(email)
+    login_throttle.check(ip, email)
+    try:
+        user = users.authenticate(email, password)
+    except users.InvalidCredentials:
+        login_throttle.record_failure(ip, email)
+        raise
+    login_throttle.clear_account(email)
+    return user
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: an open redirect after login is a phishing aid.
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("dashboard.index")
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    flash("You have been signed out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,47 @@
+"""Request guards and response headers applied to every route."""
+
+from flask import Flask, current_app, redirect, request, url_for
+from flask_login import current_user
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(require_login)
+    app.after_request(add_security_headers)
+
+
+def require_login():
+    """Login is the default; a blueprint opts out with `login_exempt = True` (login, health, webhooks)."""
+    if request.endpoint is None or request.endpoint == "static" or current_user.is_authenticated:
+        return None
+    blueprint = current_app.blueprints.get(request.blueprint or "")
+    if blueprint is not None and getattr(blueprint, "login_exempt", False):
+        return None
+    if request.headers.get("HX-Request"):
+        # A redirect would swap the login page into a fragment; make HTMX load it as a whole page.
+        return "", 401, {"HX-Redirect": url_for("auth.login")}
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def add_security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if not current_app.debug and current_app.config.get("SESSION_COOKIE_SECURE"):
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response

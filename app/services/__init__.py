@@ -1,0 +1,1 @@
+"""Business rules. Views and jobs call these; they never import views or jobs."""

@@ -1,0 +1,106 @@
+"""Signing in and out."""
+
+from app.models import Role
+from tests.conftest import TEST_PASSWORD
+
+
+def test_login_page_renders(client):
+    response = client.get("/login")
+    assert response.status_code == 200
+    assert "Sign in" in response.get_data(as_text=True)
+
+
+def test_login_then_dashboard_then_logout(client, auth, make_user):
+    user = make_user(Role.STAFF)
+    response = auth.login(user.email)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    assert user.email in client.get("/").get_data(as_text=True)
+
+    response = auth.logout()
+    assert response.headers["Location"] == "/login"
+    assert client.get("/").headers["Location"].startswith("/login")
+
+
+def test_email_is_case_insensitive(client, auth, make_user):
+    user = make_user()
+    assert auth.login(user.email.upper()).status_code == 302
+
+
+def test_wrong_password_shows_message(auth, make_user):
+    user = make_user()
+    response = auth.login(user.email, "not-the-password")
+    assert response.status_code == 200
+    assert "Wrong email or password." in response.get_data(as_text=True)
+
+
+def test_unknown_email_gets_the_same_message(auth):
+    response = auth.login("nobody@example.com", TEST_PASSWORD)
+    assert "Wrong email or password." in response.get_data(as_text=True)
+
+
+def test_inactive_user_cannot_log_in(client, auth, make_user):
+    user = make_user(active=False)
+    response = auth.login(user.email)
+    assert response.status_code == 200
+    assert "deactivated" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_login_redirects_to_next_page_but_not_offsite(client, auth, make_user):
+    user = make_user(Role.ADMIN)
+    token_page = client.get("/login?next=/admin/users")
+    assert token_page.status_code == 200
+    from tests.conftest import csrf_token_from
+
+    token = csrf_token_from(token_page.get_data(as_text=True))
+    response = client.post("/login?next=/admin/users",
+                           data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": token})
+    assert response.headers["Location"] == "/admin/users"
+    auth.logout()
+    response = client.post("/login?next=//evil.example/x",
+                           data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": token})
+    assert response.headers["Location"] == "/"
+
+
+def test_remember_me_sets_a_persistent_cookie(client, auth, make_user):
+    response = auth.login(make_user().email, remember=True)
+    cookies = response.headers.getlist("Set-Cookie")
+    remember = [c for c in cookies if c.startswith("remember_token=")]
+    assert remember and "HttpOnly" in remember[0] and "Expires=" in remember[0]
+
+
+def test_session_cookie_is_httponly_and_lax(auth, make_user):
+    response = auth.login(make_user().email)
+    session_cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("session="))
+    assert "HttpOnly" in session_cookie and "SameSite=Lax" in session_cookie
+
+
+def test_login_is_rate_limited_per_account(app, client, auth, make_user):
+    user = make_user()
+    for _ in range(app.config["LOGIN_MAX_ATTEMPTS_PER_ACCOUNT"]):
+        assert "Wrong email or password." in auth.login(user.email, "wrong-password").get_data(as_text=True)
+    response = auth.login(user.email)  # even the right password is refused while locked
+    assert "Too many failed sign-in attempts" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_login_is_rate_limited_per_ip(app, auth, make_user):
+    app.config["LOGIN_MAX_ATTEMPTS_PER_IP"] = 3
+    victim = make_user()
+    for number in range(3):
+        auth.login(f"guess{number}@example.com", "wrong-password")
+    response = auth.login(victim.email)
+    assert "Too many failed sign-in attempts" in response.get_data(as_text=True)
+
+
+def test_successful_login_resets_the_account_counter(app, auth, make_user):
+    user = make_user()
+    limit = app.config["LOGIN_MAX_ATTEMPTS_PER_ACCOUNT"]
+    for _ in range(limit - 1):
+        auth.login(user.email, "wrong-password")
+    assert auth.login(user.email).status_code == 302
+    auth.logout()
+    for _ in range(limit - 1):
+        auth.login(user.email, "wrong-password")
+    assert auth.login(user.email).status_code == 302
