@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent
 PYTHON = sys.executable
 COLOURS = ["\033[36m", "\033[32m", "\033[35m", "\033[33m", "\033[34m", "\033[91m"]
 RESET = "\033[0m"
+SERVICE_NAMES = {"redis", "simulator"}  # embedded services, stopped last
 
 
 @dataclass
@@ -40,7 +41,6 @@ class Launcher:
     env: dict[str, str]
     instance: Path
     processes: list[Process] = field(default_factory=list)
-    stopping: bool = False
     print_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def log(self, name: str, line: str, colour: str = "") -> None:
@@ -70,15 +70,19 @@ class Launcher:
         if result.returncode != 0:
             raise SystemExit(f"{name} failed (exit {result.returncode}); see the lines above.")
 
-    def stop_all(self, timeout: float = 15.0) -> None:
-        self.stopping = True
-        for process in reversed(self.processes):
+    def stop_all(self) -> None:
+        """Stop web, workers and scheduler first, so they can still reach Redis while shutting down."""
+        services = [p for p in self.processes if p.name in SERVICE_NAMES]
+        self._stop([p for p in self.processes if p not in services])
+        self._stop(services)
+
+    def _stop(self, processes: list[Process], timeout: float = 15.0) -> None:
+        for process in processes:
             _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for process in self.processes:
-            remaining = max(0.1, deadline - time.monotonic())
+        for process in processes:
             try:
-                process.popen.wait(remaining)
+                process.popen.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.log("launcher", f"{process.name} did not stop in time; killing it")
                 _signal_group(process, signal.SIGKILL)
@@ -201,6 +205,7 @@ def main() -> int:
     instance.mkdir(parents=True, exist_ok=True)
     launcher = Launcher(env=build_environment(instance), instance=instance)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (a background job)
     port = int(launcher.env.get("PORT", "5000"))
     try:
         if not launcher.env.get("REDIS_URL"):
