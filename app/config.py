@@ -41,6 +41,16 @@ def persistent_secret_key(instance_dir: Path) -> str:
     return key
 
 
+def database_url(value: str | None) -> str:
+    """Default to SQLite under instance/; accept the postgres:// form hosting providers hand out."""
+    if not value:
+        return f"sqlite:///{INSTANCE_DIR / 'broadcaster.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value.removeprefix(prefix)
+    return value
+
+
 class Config:
     """Settings read from the environment when the app is created."""
 
@@ -49,7 +59,7 @@ class Config:
         self.DEBUG = env_bool("FLASK_DEBUG", False)
         self.INSTANCE_DIR = str(INSTANCE_DIR)
         self.SECRET_KEY = os.environ.get("SECRET_KEY") or persistent_secret_key(INSTANCE_DIR)
-        self.SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'broadcaster.db'}"
+        self.SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
         self.REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
         self.PORT = env_int("PORT", 5000)
         self.MAX_CONTENT_LENGTH = env_int("MAX_UPLOAD_MB", 20) * 1024 * 1024
@@ -89,11 +99,11 @@ class TestConfig(Config):
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, database_url: str, redis_url: str) -> None:
+    def __init__(self, database: str, redis_url: str) -> None:
         super().__init__()
         self.TESTING = True
         self.SECRET_KEY = "test-secret-key"
-        self.SQLALCHEMY_DATABASE_URI = database_url
+        self.SQLALCHEMY_DATABASE_URI = database_url(database)
         self.REDIS_URL = redis_url
         self.SESSION_COOKIE_SECURE = False
         self.REMEMBER_COOKIE_SECURE = False
