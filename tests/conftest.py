@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
@@ -14,12 +15,15 @@ from flask import Flask
 from flask_migrate import upgrade
 from redis import Redis
 from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import text
 
 from app import create_app
 from app.config import TestConfig
 from app.extensions import db
 from app.models import Role
+from app.queues import QUEUE_NAMES
 from app.services import users
 
 TEST_PASSWORD = "correct-horse-battery"
@@ -185,3 +189,36 @@ def staff_client(client, auth, make_user):
 def admin_client(client, auth, make_user):
     auth.login(make_user(Role.ADMIN).email)
     return client
+
+
+class _ThreadSafeWorker(SimpleWorker):
+    """Runs jobs in this process without signals, so it also works outside the main thread."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self):
+        pass
+
+
+def run_jobs(app) -> None:
+    """Run every queued job to completion in this process, as a real RQ worker would."""
+    with app.app_context():
+        queues = [app.extensions["queues"][name] for name in QUEUE_NAMES]
+        _ThreadSafeWorker(queues, connection=app.extensions["redis"]).work(burst=True)
+
+
+@pytest.fixture
+def background_worker(app):
+    """An RQ worker thread that keeps running queued jobs until the test ends (for browser tests)."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            run_jobs(app)
+            stop.wait(0.2)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(10)
