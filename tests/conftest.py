@@ -222,3 +222,21 @@ def background_worker(app):
     yield
     stop.set()
     thread.join(10)
+
+
+@pytest.fixture
+def make_contact(app):
+    """Factory: make_contact(phone="+919876543210", name=None, tags=(), attributes=None, **columns) -> id."""
+    from app.models import Contact
+    from app.services.tags import ensure_tags
+
+    def make(phone: str, name: str | None = None, tags=(), attributes=None, **columns) -> int:
+        with app.app_context():
+            contact = Contact(phone=phone, wa_id=phone.lstrip("+"), name=name, attributes=attributes or {},
+                              **columns)
+            contact.tags = ensure_tags(tags)
+            db.session.add(contact)
+            db.session.commit()
+            return contact.id
+
+    return make

@@ -8,7 +8,7 @@ from app.models import Role
 from tests.conftest import AuthActions, csrf_token_from
 
 PUBLIC_ENDPOINTS = {"static", "auth.login", "health.healthz"}
-SAMPLE_ARGUMENTS = {"int": 1, "default": "sample", "path": "sample", "uuid": "00000000-0000-0000-0000-000000000000"}
+SAMPLE_ARGUMENTS = {"integer": 1, "default": "sample", "path": "sample", "uuid": "00000000-0000-0000-0000-000000000000"}
 
 
 def _route_table():
@@ -19,11 +19,16 @@ def _route_table():
         for rule in app.url_map.iter_rules():
             if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.startswith("webhooks."):
                 continue
-            values = {name: SAMPLE_ARGUMENTS.get(type(conv).__name__.removesuffix("Converter").lower(), "sample")
-                      for name, conv in rule._converters.items()}
+            values = {name: _sample_value(converter) for name, converter in rule._converters.items()}
             method = "GET" if "GET" in rule.methods else sorted(rule.methods - {"HEAD", "OPTIONS"})[0]
             routes.append((method, app.url_for(rule.endpoint, **values)))
     return routes
+
+
+def _sample_value(converter):
+    if getattr(converter, "items", None):  # AnyConverter: one of its fixed choices
+        return sorted(converter.items)[0]
+    return SAMPLE_ARGUMENTS.get(type(converter).__name__.removesuffix("Converter").lower(), "sample")
 
 
 def _admin_paths():
