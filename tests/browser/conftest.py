@@ -50,7 +50,7 @@ def page(browser):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("console", lambda message: errors.append(f"{message.text} @ {message.location}") if message.type == "error" else None)
     page.js_errors = errors
     yield page
     context.close()
