@@ -31,9 +31,10 @@ def register_extensions(app: Flask) -> None:
     from app.extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
-    from app.models.base import render_migration_item
+    from app.models.base import include_migration_object, render_migration_item
 
-    migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, render_item=render_migration_item)
+    migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True, render_item=render_migration_item,
+                     include_object=include_migration_object)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -27,6 +27,7 @@ def test_database_is_at_head(app):
 
 def test_models_match_migrations(app):
     with app.app_context(), db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        options = dict(current_app.extensions["migrate"].configure_args, compare_type=True)
+        context = MigrationContext.configure(connection, opts=options)
         differences = compare_metadata(context, db.metadata)
     assert differences == [], f"models differ from migrations; run `flask db migrate`: {differences}"

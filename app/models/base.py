@@ -32,3 +32,8 @@ def render_migration_item(type_, obj, autogen_context):
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+def include_migration_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Hand-written PostgreSQL-only indexes (names ending in _trgm) are left out of the models on purpose."""
+    return not (type_ == "index" and name and name.endswith("_trgm"))
