@@ -1,0 +1,36 @@
+"""Contact import jobs: one job runs one import from its stored file."""
+
+from __future__ import annotations
+
+import logging
+
+from rq.job import Job
+
+from app.queues import HIGH, get_queue
+from app.services import contact_import
+
+log = logging.getLogger(__name__)
+
+JOB_TIMEOUT = 2 * 60 * 60  # a million-row file on a slow database, with room to spare
+
+
+def import_contacts(import_id: int) -> None:
+    """Run one contact import; on an unexpected error record it as failed, then re-raise for RQ."""
+    try:
+        contact_import.run_import(import_id)
+    except Exception as error:
+        log.exception("contact import %s failed", import_id)
+        message = (f"The import stopped because of an unexpected error ({type(error).__name__}). "
+                   "Rows written before it have been kept.")
+        contact_import.mark_failed(import_id, message)
+        raise
+
+
+def enqueue_import(import_id: int) -> Job:
+    """Queue an import on the high-priority queue; one job id per import, so a double submit queues it once."""
+    job = get_queue(HIGH).enqueue(
+        import_contacts, import_id, job_id=f"contact-import-{import_id}", job_timeout=JOB_TIMEOUT,
+        result_ttl=24 * 60 * 60, failure_ttl=7 * 24 * 60 * 60,
+    )
+    contact_import.record_job(import_id, job.id)
+    return job
