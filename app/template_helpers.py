@@ -3,19 +3,22 @@
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
+from flask import Flask
+
+from app.services import settings
 
 
 def init_app(app: Flask) -> None:
     app.add_template_filter(local_time)
     app.add_template_global(now_local)
+    app.add_template_global(settings.get, "setting")
 
 
 def local_time(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
     """Show UTC timestamps in the business's timezone."""
     if value is None:
         return "—"
-    return value.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).strftime(fmt)
+    return value.astimezone(ZoneInfo(settings.get("timezone"))).strftime(fmt)
 
 
 def now_local(fmt: str = "%H:%M:%S") -> str:

@@ -1,9 +1,11 @@
-"""Administration pages: admins only."""
+"""Administration: users and the audit log. Admins only."""
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.services import users
+from app.models import Role
+from app.services import audit, users
+from app.services.errors import NotFound, ServiceError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -16,4 +18,43 @@ def require_admin():
 
 @bp.get("/users")
 def user_list():
-    return render_template("admin/users.html", users=users.list_users())
+    return render_template("admin/users.html", users=users.list_users(), roles=[r.value for r in Role])
+
+
+@bp.post("/users")
+def invite():
+    try:
+        user, password = users.invite(request.form.get("email", ""), request.form.get("role", Role.STAFF))
+    except ServiceError as error:
+        return render_template("admin/users.html", users=users.list_users(), roles=[r.value for r in Role],
+                               error=error, form=request.form), 422
+    return render_template("admin/password_shown.html", user=user, password=password, created=True)
+
+
+@bp.post("/users/<int:user_id>/<any(role, activate, deactivate, 'reset-password'):action>")
+def change_user(user_id: int, action: str):
+    try:
+        if action == "reset-password":
+            user, password = users.reset_password(user_id)
+            return render_template("admin/password_shown.html", user=user, password=password, created=False)
+        if action == "role":
+            user = users.change_role(user_id, request.form.get("role", ""))
+        else:
+            user = users.set_active(user_id, action == "activate")
+        flash(f"Saved changes to {user.email}.", "success")
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        flash(error.message, "error")
+    return redirect(url_for("admin.user_list"))
+
+
+@bp.get("/audit")
+def audit_log():
+    page_number = request.args.get("page", "1")
+    page = audit.search(request.args.get("q", "").strip(), request.args.get("action", ""),
+                        int(page_number) if page_number.isdigit() and int(page_number) > 0 else 1)
+    template = "admin/_audit_rows_partial.html" if request.headers.get("HX-Target") == "audit-results" \
+        else "admin/audit.html"
+    return render_template(template, page=page, actions=audit.known_actions(), q=request.args.get("q", ""),
+                           action=request.args.get("action", ""))

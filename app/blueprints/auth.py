@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from app.services import login_throttle, users
+from app.services import sign_in
 from app.services.errors import ServiceError
 
 bp = Blueprint("auth", __name__)
@@ -28,25 +28,12 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = _authenticate(form.email.data, form.password.data)
+            user = sign_in.sign_in(form.email.data, form.password.data, request.remote_addr or "unknown")
         except ServiceError as error:
             return render_template("auth/login.html", form=form, error=error.message), 200
         login_user(user, remember=form.remember.data)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form, error=None)
-
-
-def _authenticate(email: str, password: str):
-    ip = request.remote_addr or "unknown"
-    email = users.normalise_email(email)
-    login_throttle.check(ip, email)
-    try:
-        user = users.authenticate(email, password)
-    except users.InvalidCredentials:
-        login_throttle.record_failure(ip, email)
-        raise
-    login_throttle.clear_account(email)
-    return user
 
 
 def _safe_next(target: str | None) -> str:
@@ -58,6 +45,8 @@ def _safe_next(target: str | None) -> str:
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        sign_in.sign_out(current_user)
     logout_user()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))

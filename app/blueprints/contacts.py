@@ -8,7 +8,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -19,7 +18,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from app.services import contact_edits, contact_export, contacts, tags
+from app.services import contact_edits, contact_export, contacts, settings, tags
 from app.services.contacts import ContactFilter
 from app.services.errors import NotFound, ServiceError
 
@@ -27,7 +26,7 @@ bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 
 
 def _region() -> str:
-    return current_app.config["DEFAULT_REGION"]
+    return settings.get("default_region")
 
 
 def _criteria() -> ContactFilter:

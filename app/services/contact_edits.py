@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.extensions import db
 from app.models import Contact, OptOutSource, contact_tags
 from app.models.base import utcnow
-from app.services import contacts, tags
+from app.services import audit, contacts, tags
 from app.services.errors import NotFound, ServiceError
 
 MAX_ATTRIBUTES = 50
@@ -84,6 +84,8 @@ def opt_out(contact_id: int, source: str = OptOutSource.STAFF) -> Contact:
     contact = _load(contact_id)
     if contact.opted_out_at is None:
         contact.opted_out_at, contact.opt_out_source = utcnow(), source
+        if source == OptOutSource.STAFF:
+            audit.record("contact.opt_out", f"Opted out {contact.phone}", target=contact.phone)
         db.session.commit()
     return contact
 
@@ -96,6 +98,7 @@ def undo_staff_opt_out(contact_id: int) -> Contact:
     if contact.opt_out_source != OptOutSource.STAFF:
         raise ServiceError("This customer opted out themselves; only they can opt back in (by sending START).")
     contact.opted_out_at, contact.opt_out_source = None, None
+    audit.record("contact.undo_opt_out", f"Undid the staff opt-out of {contact.phone}", target=contact.phone)
     db.session.commit()
     return contact
 
@@ -103,6 +106,8 @@ def undo_staff_opt_out(contact_id: int) -> Contact:
 def set_deleted(contact_id: int, deleted: bool) -> Contact:
     contact = _load(contact_id)
     contact.deleted_at = utcnow() if deleted else None
+    audit.record("contact.delete" if deleted else "contact.restore",
+                 f"{'Deleted' if deleted else 'Restored'} {contact.phone}", target=contact.phone)
     db.session.commit()
     return contact
 
@@ -123,6 +128,9 @@ def apply_bulk(action: str, ids: list[int] | None, criteria: contacts.ContactFil
     if handler is None:
         raise ServiceError("Choose an action.")
     changed = handler(target, tag_name)
+    scope = f"{len(ids)} selected" if ids else f"all matching {criteria.to_args(page=1) or 'everything'}"
+    audit.record(f"contact.bulk_{action}", f"Bulk {action.replace('_', ' ')} ({scope}): {changed} changed",
+                 details={"action": action, "tag": tag_name, "changed": changed})
     db.session.commit()
     return changed
 

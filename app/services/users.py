@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app.extensions import db
 from app.models import Role, User
 from app.models.base import utcnow
+from app.services import audit
 from app.services.errors import NotFound, ServiceError
 
 MIN_PASSWORD_LENGTH = 10
@@ -108,3 +109,68 @@ def ensure_first_admin(email: str | None, password: str | None) -> tuple[User, s
 
 def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.email)))
+
+
+def _get(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("That user does not exist.")
+    return user
+
+
+def _guard_last_admin(user: User, becomes_admin: bool, stays_active: bool) -> None:
+    """Someone must always be able to administer Broadcaster."""
+    if user.is_admin and user.active and not (becomes_admin and stays_active) and admin_count() <= 1:
+        raise ServiceError("This is the last active admin. Make someone else an admin first.")
+
+
+def invite(email: str, role: str) -> tuple[User, str]:
+    """Create a user with a generated password that the admin passes on; returns (user, password)."""
+    password = generate_password()
+    user = create_user(email, password, role)
+    audit.record("user.create", f"Created {role} {user.email}", target=user.email)
+    db.session.commit()
+    return user, password
+
+
+def change_role(user_id: int, role: str) -> User:
+    user = _get(user_id)
+    if role not in {r.value for r in Role}:
+        raise ServiceError("Role must be admin or staff.")
+    _guard_last_admin(user, becomes_admin=role == Role.ADMIN, stays_active=user.active)
+    old, user.role = user.role, role
+    audit.record("user.role", f"Changed {user.email} from {old} to {role}", target=user.email)
+    db.session.commit()
+    return user
+
+
+def set_active(user_id: int, active: bool) -> User:
+    user = _get(user_id)
+    _guard_last_admin(user, becomes_admin=user.is_admin, stays_active=active)
+    user.active = active
+    audit.record("user.activate" if active else "user.deactivate",
+                 f"{'Reactivated' if active else 'Deactivated'} {user.email}", target=user.email)
+    db.session.commit()
+    return user
+
+
+def reset_password(user_id: int) -> tuple[User, str]:
+    """Give a user a new generated password (shown once to the admin)."""
+    user = _get(user_id)
+    password = generate_password()
+    user.set_password(password)
+    audit.record("user.reset_password", f"Reset the password of {user.email}", target=user.email)
+    db.session.commit()
+    return user, password
+
+
+def change_own_password(user_id: int, current: str, new: str, repeat: str) -> None:
+    user = _get(user_id)
+    if not user.check_password(current):
+        raise ServiceError("Your current password is not right.", field="current")
+    if new != repeat:
+        raise ServiceError("The new passwords do not match.", field="repeat")
+    validate_password(new)
+    user.set_password(new)
+    audit.record("user.change_password", f"{user.email} changed their password", target=user.email)
+    db.session.commit()

@@ -1,0 +1,54 @@
+"""Administration: run-time settings and system health. Admins only."""
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from app.services import health, settings, system, whatsapp_check
+from app.services.errors import ServiceError
+
+bp = Blueprint("system", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+def require_admin():
+    if current_user.is_authenticated and not current_user.is_admin:
+        abort(403)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings_page():
+    errors, submitted = {}, None
+    if request.method == "POST":
+        submitted = request.form.to_dict()
+        errors = settings.update(submitted, current_user.id)
+        if not errors:
+            flash("Settings saved.", "success")
+            return redirect(url_for("system.settings_page"))
+    return render_template("admin/settings.html", specs=settings.SPECS, values=settings.all_values(),
+                           submitted=submitted, errors=errors, as_text=settings.as_form_text,
+                           secrets=settings.environment_status(), identifiers=settings.environment_identifiers()), \
+        422 if errors else 200
+
+
+@bp.post("/settings/test-connection")
+def test_connection():
+    return render_template("admin/_connection_result_partial.html", result=whatsapp_check.check_connection())
+
+
+@bp.get("/system")
+def system_page():
+    context = {"health": health.check(), "workers": system.workers(), "queues": system.queue_depths(),
+               "scheduled": system.scheduled_jobs(), "failed": system.failed_jobs()}
+    if request.headers.get("HX-Target") == "system-live":
+        return render_template("admin/_system_live_partial.html", **context)
+    return render_template("admin/system.html", **context)
+
+
+@bp.post("/system/jobs/<job_id>/<any(retry, discard):action>")
+def failed_job(job_id: str, action: str):
+    try:
+        (system.retry_failed if action == "retry" else system.discard_failed)(job_id)
+        flash("Job put back on its queue." if action == "retry" else "Job discarded.", "success")
+    except ServiceError as error:  # NotFound included: the job was retried or discarded meanwhile
+        flash(error.message, "error")
+    return redirect(url_for("system.system_page"))

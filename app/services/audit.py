@@ -1,0 +1,60 @@
+"""Recording and searching the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import has_request_context, request
+from flask_login import current_user
+from sqlalchemy import delete, or_, select
+
+from app.extensions import db
+from app.models import AuditEntry
+from app.models.base import utcnow
+
+PAGE_SIZE = 50
+
+
+def record(action: str, summary: str, target: str | None = None, details: dict[str, Any] | None = None,
+           actor: str | None = None, user_id: int | None = None) -> AuditEntry:
+    """Add an entry to the current transaction; the caller's commit makes it permanent with the change itself."""
+    if actor is None and has_request_context() and current_user.is_authenticated:
+        actor, user_id = current_user.email, current_user.id
+    entry = AuditEntry(action=action, summary=summary[:500], target=target, details=details or {},
+                       actor=actor or "system", user_id=user_id,
+                       ip_address=request.remote_addr if has_request_context() else None)
+    db.session.add(entry)
+    return entry
+
+
+@dataclass
+class AuditPage:
+    rows: list[AuditEntry]
+    page: int
+    has_next: bool
+
+
+def search(text: str = "", action: str = "", page: int = 1) -> AuditPage:
+    """Newest first; `text` matches the actor, the summary or the target."""
+    statement = select(AuditEntry).order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+    if text:
+        pattern = text.lower()
+        statement = statement.where(or_(AuditEntry.actor.icontains(pattern, autoescape=True),
+                                        AuditEntry.summary.icontains(pattern, autoescape=True),
+                                        AuditEntry.target.icontains(pattern, autoescape=True)))
+    if action:
+        statement = statement.where(AuditEntry.action == action)
+    rows = list(db.session.scalars(statement.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
+    return AuditPage(rows=rows[:PAGE_SIZE], page=page, has_next=len(rows) > PAGE_SIZE)
+
+
+def known_actions() -> list[str]:
+    return list(db.session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action)))
+
+
+def purge_older_than(days: int) -> int:
+    """Delete entries older than `days`; returns how many went."""
+    cutoff = utcnow() - timedelta(days=days)
+    return db.session.execute(delete(AuditEntry).where(AuditEntry.created_at < cutoff)).rowcount
