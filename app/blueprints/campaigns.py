@@ -1,0 +1,111 @@
+"""The campaign list and the composer (drafts), with its live HTMX fragments: audience count, variables, preview.
+
+Launching, pausing and each campaign's progress page belong to the campaign_runs blueprint; this one links there
+by endpoint name only, and only once that blueprint is registered (`has_endpoint`).
+"""
+
+from __future__ import annotations
+
+from zoneinfo import available_timezones
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from app.errors import render_error
+from app.services import audience, campaigns, rendering, tags
+from app.services.campaigns import ComposerErrors
+from app.services.errors import NotFound, ServiceError
+
+bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
+RUN_PAGE = "campaign_runs.detail"
+
+
+@bp.app_template_global()
+def has_endpoint(name: str) -> bool:
+    return name in current_app.view_functions
+
+
+@bp.errorhandler(NotFound)
+def not_found(error: NotFound):
+    return render_error(404)
+
+
+@bp.get("/")
+def index():
+    rows = campaigns.list_campaigns()
+    return render_template("campaigns/index.html", campaigns=rows, describe=audience.describe,
+                           tag_names={tag.key: tag.name for tag in tags.all_tags()})
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    if request.method == "POST":
+        return _save(None)
+    values = campaigns.form_values(None)
+    values["template_id"] = request.args.get("template_id", "")
+    return _composer_page(None, values, {}, None)
+
+
+@bp.route("/<int:campaign_id>/edit", methods=["GET", "POST"])
+def edit(campaign_id: int):
+    campaign = campaigns.get_campaign(campaign_id)
+    try:
+        campaigns.ensure_editable(campaign)
+    except ServiceError as error:
+        flash(error.message, "warning")
+        return redirect(_run_page_or_list(campaign.id))
+    if request.method == "POST":
+        return _save(campaign)
+    return _composer_page(campaign, campaigns.form_values(campaign), {}, None)
+
+
+def _save(campaign):
+    try:
+        saved = campaigns.save_draft(campaign.id if campaign else None, request.form, current_user.id)
+    except ComposerErrors as error:
+        return _composer_page(campaign, request.form, error.errors, error.message), 422
+    except ServiceError as error:
+        return _composer_page(campaign, request.form, {}, error.message), 409
+    flash(f"Draft “{saved.name}” saved.", "success")
+    return redirect(url_for(".edit", campaign_id=saved.id))
+
+
+@bp.get("/audience-count")
+def audience_count():
+    summary, error = audience.summary_from_form(request.args)
+    return render_template("campaigns/_audience_count_partial.html", summary=summary, error=error)
+
+
+@bp.get("/preview")
+def preview():
+    return render_template("campaigns/_preview_partial.html", live=campaigns.live(request.args), oob=True)
+
+
+@bp.get("/variables")
+def variables():
+    # Swapped in when the template changes; the event makes the preview follow with the new variables.
+    options = campaigns.composer(request.args)
+    html = render_template("campaigns/_variables_partial.html", options=options, values=options.values, errors={},
+                           sources=rendering.SOURCES)
+    return html, 200, {"HX-Trigger-After-Settle": "composer-changed"}
+
+
+@bp.get("/rule")
+def rule_row():
+    html = render_template("campaigns/_rule_row_partial.html", rule=None, operators=audience.OPERATORS)
+    # A removed row is swapped out by HTMX (the HTML is ignored); the event refreshes the counts.
+    return html, 200, {"HX-Trigger": "composer-changed"} if request.args.get("removed") else {}
+
+
+def _composer_page(campaign, values, errors: dict[str, str], message: str | None):
+    options = campaigns.composer(values)
+    return render_template("campaigns/form.html", campaign=campaign, values=options.values, errors=errors,
+                           message=message, options=options, live=campaigns.live(options.values),
+                           sources=rendering.SOURCES, operators=audience.OPERATORS,
+                           timezones=sorted(available_timezones()), run_page=RUN_PAGE)
+
+
+def _run_page_or_list(campaign_id: int) -> str:
+    if has_endpoint(RUN_PAGE):
+        return url_for(RUN_PAGE, campaign_id=campaign_id)
+    return url_for(".index")

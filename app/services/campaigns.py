@@ -1,0 +1,361 @@
+"""Campaign drafts: reading the composer form, validating it, saving drafts, and the cost estimate.
+
+Launching, scheduling, pausing and cancelling live in app/services/campaign_lifecycle.py. The composer works on
+raw form values (a MultiDict) both ways, so a page re-shown after an error keeps exactly what was typed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from croniter import croniter
+from flask import current_app
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from app.extensions import db
+from app.models import Campaign, CampaignStatus, MessageTemplate, TemplateStatus
+from app.models.base import utcnow
+from app.services import audience, audit, rendering, settings, tags, template_parts
+from app.services import templates as templates_service
+from app.services.errors import NotFound, ServiceError
+from app.services.rendering import SOURCES, clean, template_variables
+from app.services.template_parts import MEDIA_KEY, Bubble, TemplateVariable
+
+TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
+SCHEDULE_KINDS = ("now", "at", "cron")
+MAX_RATE = 1000  # messages per second: the Cloud API's highest throughput
+MAX_VALUE = 1000  # characters in a fixed text or fallback; the whole message may have at most 1,024
+MIN_CRON_GAP = timedelta(hours=1)
+NAME_SOURCES = {"name", "first_name", "customer_name", "full_name", "customer"}
+
+
+class ComposerErrors(ServiceError):
+    """The composer form broke rules; `errors` maps each field to its problem."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("The campaign was not saved: please correct the fields marked below.")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Estimate:
+    eligible: int
+    category: str
+    price: float  # per message, in rupees
+    cost: float
+    tier: str  # the messaging-limit tier, e.g. "1000" or "unlimited"
+    over_tier: bool
+
+
+def list_campaigns() -> list[Campaign]:
+    """Campaigns staff created (runs of recurring campaigns are shown on their campaign's page)."""
+    statement = select(Campaign).where(Campaign.parent_id.is_(None)).order_by(Campaign.id.desc())
+    return list(db.session.scalars(statement))
+
+
+def get_campaign(campaign_id: int) -> Campaign:
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound("That campaign does not exist.")
+    return campaign
+
+
+def _locked(campaign_id: int) -> Campaign:
+    """The row locked until commit (PostgreSQL), so a launch cannot slip in between the check and the save."""
+    # of=Campaign: PostgreSQL cannot lock the outer-joined template row that comes with a campaign.
+    campaign = db.session.scalars(select(Campaign).where(Campaign.id == campaign_id).with_for_update(of=Campaign)
+                                  .execution_options(populate_existing=True)).first()
+    if campaign is None:
+        raise NotFound("That campaign does not exist.")
+    return campaign
+
+
+def ensure_editable(campaign: Campaign) -> None:
+    if campaign.status != CampaignStatus.DRAFT:
+        raise ServiceError(f"Only drafts can be edited; this campaign is {campaign.status}.")
+
+
+def save_draft(campaign_id: int | None, form, user_id: int | None) -> Campaign:
+    """Create or update a draft from the composer form; ComposerErrors names every field at fault."""
+    campaign = _locked(campaign_id) if campaign_id else Campaign(status=CampaignStatus.DRAFT)
+    ensure_editable(campaign)
+    values, errors = read_form(form, current_template_id=campaign.template_id)
+    if errors:
+        raise ComposerErrors(errors)
+    for name, value in values.items():
+        setattr(campaign, name, value)
+    campaign.phone_number_id = current_app.config.get("WHATSAPP_PHONE_NUMBER_ID") or ""
+    if campaign_id is None:
+        campaign.created_by_id = user_id
+        db.session.add(campaign)
+        db.session.flush()
+        audit.record("campaign.create", f"Created campaign draft “{campaign.name}”", target=f"campaign:{campaign.id}")
+    db.session.commit()
+    return campaign
+
+
+def draft_from_form(form) -> tuple[Campaign, dict[str, str]]:
+    """An unsaved campaign built from whatever the form holds, for live counts and previews; and the errors."""
+    values, errors = read_form(form)
+    campaign = Campaign(status=CampaignStatus.DRAFT, **values)
+    campaign.phone_number_id = current_app.config.get("WHATSAPP_PHONE_NUMBER_ID") or ""
+    return campaign, errors
+
+
+def read_form(form, current_template_id: int | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Campaign column values from the form, and {field: problem} for everything wrong with it."""
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {"name": form.get("name", "").strip()[:255]}
+    if not values["name"]:
+        errors["name"] = "Give the campaign a name, e.g. “Diwali offer to VIPs”."
+    template = _template(form.get("template_id", ""), current_template_id, errors)
+    values["template"], values["template_id"] = template, template.id if template else None
+    try:
+        values["audience"] = audience.from_form(form)
+    except ServiceError as error:
+        values["audience"], errors["audience"] = {}, error.message
+    values["variables"] = _variables(template, form, errors)
+    values["accept_fallbacks"] = form.get("accept_fallbacks") == "y"
+    values.update(_schedule(form, errors))
+    values.update(_limits(form, errors))
+    return values, errors
+
+
+def _template(raw: str, current_id: int | None, errors: dict[str, str]) -> MessageTemplate | None:
+    template = db.session.get(MessageTemplate, int(raw)) if raw.isdigit() else None
+    if raw and template is None:
+        errors["template"] = "That template no longer exists; choose another."
+    elif template and template.status != TemplateStatus.APPROVED and template.id != current_id:
+        errors["template"] = f"“{template.name}” is not approved by Meta; choose an approved template."
+    return template
+
+
+def _variables(template: MessageTemplate | None, form, errors: dict[str, str]) -> dict[str, dict[str, str]]:
+    mapping: dict[str, dict[str, str]] = {}
+    for variable in template_variables(template) if template else []:
+        field = f"var-{variable.key}"
+        source = form.get(f"{field}-source", "")
+        if source not in SOURCES:
+            continue
+        value = clean(form.get(f"{field}-field" if source == "attribute" else f"{field}-text", ""))
+        fallback = clean(form.get(f"{field}-fallback", ""))
+        problem = _variable_problem(variable, source, value, fallback)
+        if problem:
+            errors[field] = problem
+        mapping[variable.key] = {"source": source, "value": value if source in ("attribute", "literal") else "",
+                                 "fallback": fallback}
+    return mapping
+
+
+def _variable_problem(variable: TemplateVariable, source: str, value: str, fallback: str) -> str | None:
+    if source == "attribute" and not value:
+        return f"Choose the contact field that fills {variable.label}."
+    if len(value) > MAX_VALUE or len(fallback) > MAX_VALUE:
+        return f"Keep texts under {MAX_VALUE:,} characters."
+    if variable.key == MEDIA_KEY and (source != "literal" or (value and not URL.match(value))):
+        return "Give a public https:// link to the header file."
+    return None
+
+
+def _schedule(form, errors: dict[str, str]) -> dict[str, Any]:
+    kind = form.get("schedule_kind", "now")
+    kind = kind if kind in SCHEDULE_KINDS else "now"
+    zone = settings.get("timezone")
+    values: dict[str, Any] = {"schedule_kind": kind, "scheduled_at": None, "cron": None, "timezone": zone}
+    if kind == "at":
+        values["scheduled_at"] = _future_time(form.get("scheduled_at", ""), zone, errors)
+    elif kind == "cron":
+        values["timezone"] = _timezone(form.get("cron_timezone", "") or zone, errors)
+        values["cron"] = _cron(form.get("cron", ""), values["timezone"], errors)
+    return values
+
+
+def _future_time(raw: str, zone: str, errors: dict[str, str]) -> datetime | None:
+    try:
+        local = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        errors["scheduled_at"] = "Choose the date and time to send."
+        return None
+    when = local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    if when <= utcnow() + timedelta(minutes=1):
+        errors["scheduled_at"] = "That time has already passed; choose a time in the future."
+    return when
+
+
+def _timezone(raw: str, errors: dict[str, str]) -> str:
+    if raw not in available_timezones():
+        errors["cron_timezone"] = "Choose a timezone from the list, such as Asia/Kolkata."
+        return settings.get("timezone")
+    return raw
+
+
+def _cron(raw: str, zone: str, errors: dict[str, str]) -> str | None:
+    cron = " ".join(raw.split())
+    if len(cron.split(" ")) != 5 or not croniter.is_valid(cron):
+        errors["cron"] = "Enter five fields: minute hour day month weekday, e.g. “0 10 * * 1” for Mondays at 10:00."
+        return cron or None
+    first, second = next_runs(cron, zone, 2)
+    if second - first < MIN_CRON_GAP:
+        errors["cron"] = "A recurring campaign can run at most once an hour."
+    return cron
+
+
+def next_runs(cron: str, zone: str, count: int = 3) -> list[datetime]:
+    """The next times a cron expression fires, in its timezone."""
+    runs = croniter(cron, datetime.now(ZoneInfo(zone)))
+    return [runs.get_next(datetime) for _ in range(count)]
+
+
+def _limits(form, errors: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {"max_rate": None}
+    raw_rate = form.get("max_rate", "").strip()
+    if raw_rate:
+        try:
+            values["max_rate"] = float(raw_rate)
+        except ValueError:
+            values["max_rate"] = -1.0
+        if not 0 < values["max_rate"] <= MAX_RATE:
+            errors["max_rate"] = f"Enter messages per second between 0.1 and {MAX_RATE:,}, or leave it empty."
+            values["max_rate"] = None
+    start, end = form.get("quiet_hours_start", "").strip(), form.get("quiet_hours_end", "").strip()
+    if (start or end) and not (TIME.match(start) and TIME.match(end) and start != end):
+        errors["quiet_hours"] = "Give both quiet-hours times as HH:MM (and different), or leave both empty."
+        start = end = ""
+    values["quiet_hours_start"], values["quiet_hours_end"] = start or None, end or None
+    return values
+
+
+def form_values(campaign: Campaign | None) -> MultiDict:
+    """The composer's fields for a saved campaign, or a new campaign's defaults."""
+    if campaign is None:
+        return MultiDict({"schedule_kind": "now", "quiet_hours_start": settings.get("quiet_hours_start"),
+                          "quiet_hours_end": settings.get("quiet_hours_end"), "audience_mode": "all"})
+    fields: list[tuple[str, str]] = [
+        ("name", campaign.name), ("template_id", str(campaign.template_id or "")),
+        ("schedule_kind", campaign.schedule_kind), ("cron", campaign.cron or ""),
+        ("cron_timezone", campaign.timezone), ("max_rate", _number_text(campaign.max_rate)),
+        ("quiet_hours_start", campaign.quiet_hours_start or ""), ("quiet_hours_end", campaign.quiet_hours_end or ""),
+        ("scheduled_at", _local_input(campaign.scheduled_at, campaign.timezone)),
+        ("accept_fallbacks", "y" if campaign.accept_fallbacks else ""),
+    ]
+    fields.extend(_audience_fields(campaign.audience or {}))
+    for key, mapping in (campaign.variables or {}).items():
+        value_field = "field" if mapping.get("source") == "attribute" else "text"
+        fields += [(f"var-{key}-source", mapping.get("source", "")), (f"var-{key}-{value_field}",
+                   mapping.get("value", "")), (f"var-{key}-fallback", mapping.get("fallback", ""))]
+    return MultiDict(fields)
+
+
+def _audience_fields(saved: dict[str, Any]) -> list[tuple[str, str]]:
+    fields = [("audience_mode", "filter" if saved else "all"),
+              ("tags_match", "all" if saved.get("tags_all") else "any")]
+    fields += [("tags", key) for key in saved.get("tags_all") or saved.get("tags_any") or []]
+    fields += [("exclude_tags", key) for key in saved.get("exclude_tags") or []]
+    for rule in saved.get("attributes") or []:
+        fields += [("rule_key", rule["key"]), ("rule_op", rule["op"]), ("rule_value", rule.get("value", ""))]
+    return fields
+
+
+def _number_text(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _local_input(when: datetime | None, zone: str) -> str:
+    return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M") if when else ""
+
+
+def _with_suggestions(form, found: list[TemplateVariable], attribute_keys: list[str]) -> MultiDict:
+    values = MultiDict(form)
+    for variable in found:
+        if f"var-{variable.key}-source" not in values:
+            source, field = suggested_source(variable, attribute_keys)
+            values[f"var-{variable.key}-source"], values[f"var-{variable.key}-field"] = source, field
+    return values
+
+
+def suggested_source(variable: TemplateVariable, attribute_keys: list[str]) -> tuple[str, str]:
+    """A first guess for an unmapped variable: (source, field) from its name, or ("", "")."""
+    name = variable.name.casefold()
+    if name in NAME_SOURCES:
+        return "name", ""
+    if name in ("phone", "mobile", "phone_number"):
+        return "phone", ""
+    matches = [key for key in attribute_keys if key.casefold() == name]
+    return ("attribute", matches[0]) if matches else ("", "")
+
+
+def estimate(campaign: Campaign, eligible: int) -> Estimate:
+    """Cost of sending to every eligible recipient at the template category's price, and the tier check."""
+    category = campaign.template.category if campaign.template else "MARKETING"
+    price = float(settings.get("price_table").get(category, 0))
+    tier = str(settings.get("messaging_limit_tier"))
+    return Estimate(eligible=eligible, category=category, price=price, cost=round(eligible * price, 2), tier=tier,
+                    over_tier=tier.isdigit() and eligible > int(tier))
+
+
+@dataclass(frozen=True)
+class Composer:
+    """Everything the composer form offers: templates, tags, fields, and the chosen template's variables."""
+
+    templates: list[MessageTemplate]
+    tags: list[Any]
+    attribute_keys: list[str]
+    template: MessageTemplate | None
+    variables: list[TemplateVariable]
+    rules: list[tuple[str, str, str]]  # the audience's field conditions as typed: (key, op, value)
+    sender: str
+    values: MultiDict  # the form values, with a guessed source for each variable not mapped yet
+
+
+def composer(form) -> Composer:
+    """The options the composer needs for these form values."""
+    raw = form.get("template_id", "")
+    template = db.session.get(MessageTemplate, int(raw)) if raw.isdigit() else None
+    choices = templates_service.approved_templates()
+    if template is not None and template not in choices:
+        choices.insert(0, template)  # a draft keeps showing its template even after Meta paused it
+    used = [value for key, value in form.items(multi=True) if key.startswith("var-") and key.endswith("-field")]
+    keys = audience.known_attribute_keys([key for key in used + form.getlist("rule_key") if key])
+    found = template_variables(template) if template else []
+    return Composer(templates=choices, tags=tags.all_tags(), attribute_keys=keys, template=template, variables=found,
+                    values=_with_suggestions(form, found, keys),
+                    rules=[rule for rule in zip(form.getlist("rule_key"), form.getlist("rule_op"),
+                                                form.getlist("rule_value"), strict=False) if rule[0].strip()],
+                    sender=current_app.config.get("WHATSAPP_PHONE_NUMBER_ID") or "")
+
+
+@dataclass(frozen=True)
+class Live:
+    """The composer's live side: counts, cost, previews and what still blocks launching."""
+
+    campaign: Campaign
+    errors: dict[str, str]
+    summary: audience.AudienceSummary
+    estimate: Estimate
+    samples: list[rendering.SamplePreview]
+    empty: rendering.EmptyCounts
+    problems: list[str]
+    next_runs: list[datetime]
+    labels: dict[str, str]  # variable key -> label, to name the empty ones
+    blank: Bubble | None  # the template with its placeholders, when no one matches yet
+
+
+def live(form) -> Live:
+    """Counts, cost estimate and previews for the composer's current (unsaved) values."""
+    campaign, errors = draft_from_form(form)
+    errors.pop("template", None)  # the launch problems explain an unusable template already
+    counts = audience.summary(campaign.audience)
+    runs = next_runs(campaign.cron, campaign.timezone) if campaign.cron and "cron" not in errors else []
+    parts = rendering.template_parts(campaign.template) if campaign.template else None
+    empty = rendering.empty_counts(campaign)
+    return Live(campaign=campaign, errors=errors, summary=counts, estimate=estimate(campaign, counts.eligible),
+                samples=rendering.sample_previews(campaign), empty=empty,
+                problems=rendering.launch_problems(campaign, counts, empty), next_runs=runs,
+                labels={variable.key: variable.label for variable in template_parts.variables(parts)} if parts else {},
+                blank=template_parts.bubble(parts) if parts else None)

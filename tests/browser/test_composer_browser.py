@@ -1,0 +1,91 @@
+"""Templates and the campaign composer in a real browser: sync, compose with live count and preview, save."""
+
+from datetime import UTC, datetime
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import screenshot as full_page_screenshot
+from tests.browser.conftest import sign_in
+
+
+def screenshot(page, name: str) -> None:
+    """From the top, so the sticky top bar is not drawn over the middle of a long page."""
+    page.mouse.wheel(0, -100_000)
+    page.wait_for_timeout(100)
+    full_page_screenshot(page, name)
+
+pytest_plugins = ["tests.composer_fixtures"]
+
+
+def test_sync_templates_then_compose_and_save_a_draft(live_server, page, sim, background_worker, quick_user,
+                                                      make_contact):
+    make_contact("+919876543210", "Asha Verma", tags=["VIP"], attributes={"order": "#1042", "city": "Pune"})
+    make_contact("+919812345678", "Ravi Kumar", tags=["VIP", "Delhi"], attributes={"city": "Delhi"})
+    make_contact("+919800000003", "Sita Ram", tags=["Delhi"])
+    make_contact("+919800000004", "Opted Out", tags=["VIP"], opted_out_at=datetime(2026, 1, 1, tzinfo=UTC))
+    sign_in(page, live_server, quick_user)
+
+    page.click("nav >> text=Templates")
+    expect(page.locator("#sync-status")).to_contain_text("Not synced yet")
+    page.click("text=Sync now")
+    expect(page.locator("#sync-status")).to_contain_text("Last synced", timeout=15_000)
+    expect(page.locator("#template-table")).to_contain_text("festival_offer")
+    expect(page.locator("#template-table tr", has_text="summer_clearance")).to_contain_text("Paused")
+    screenshot(page, "templates-list")
+
+    page.click("#template-table a:text-is('order_update') >> nth=0")
+    expect(page.locator(".wa-bubble")).to_contain_text("has been shipped")
+    screenshot(page, "template-detail")
+    page.click("text=Use in a campaign")
+
+    page.fill("#name", "Shipping update for VIPs")
+    page.check("input[name=audience_mode][value=filter]")
+    page.check("label.chip:has-text('VIP') >> input[name=tags]")
+    expect(page.locator("#audience-count")).to_contain_text("3 contacts match")
+    expect(page.locator("#audience-count")).to_contain_text("1 opted out and will be skipped")
+    expect(page.locator("#audience-count")).to_contain_text("2 will receive it")
+
+    page.select_option("select[name='var-body.1-source']", "name")
+    page.fill("input[name='var-body.1-fallback']", "there")
+    page.select_option("select[name='var-body.2-source']", "attribute")
+    page.fill("input[name='var-body.2-field']", "order")
+    expect(page.locator("#live-preview")).to_contain_text("1 recipient would get an empty value")
+    expect(page.locator("#live-preview .wa-caption").first).to_have_text("To Asha Verma")
+    expect(page.locator("#live-preview")).to_contain_text("Hi Asha Verma, your order #1042 has been shipped")
+    screenshot(page, "campaign-composer-empty-values")
+
+    page.fill("input[name='var-body.2-fallback']", "(your latest order)")
+    expect(page.locator("#live-preview")).to_contain_text("Ready to launch")
+    expect(page.locator("#live-preview")).to_contain_text("your order (your latest order) has been shipped")
+    expect(page.locator("#estimated-cost")).to_have_text("₹0.23")  # 2 × ₹0.115 for a utility template
+    screenshot(page, "campaign-composer")
+
+    page.click("text=Save draft")
+    expect(page.locator(".flash-success")).to_contain_text("Draft “Shipping update for VIPs” saved.")
+    assert page.input_value("input[name='var-body.2-fallback']") == "(your latest order)"
+    page.click("nav >> text=Campaigns")
+    expect(page.locator("table")).to_contain_text("Shipping update for VIPs")
+    expect(page.locator("table")).to_contain_text("Tagged VIP")
+    screenshot(page, "campaign-list")
+    assert page.js_errors == [], page.js_errors
+
+
+def test_write_a_template_with_live_preview_and_submit_it(live_server, page, sim, quick_user):
+    sign_in(page, live_server, quick_user)
+    page.goto(f"{live_server}/templates/new")
+    page.fill("#name", "back_in_stock")
+    page.fill("#header_text", "Back in stock")
+    page.fill("#body", "Hi {{1}}, the {{2}} you liked is back in stock. Reply YES to reserve one!")
+    expect(page.locator("#example-body\\.2")).to_be_visible()
+    page.fill("#example-body\\.1", "Asha")
+    page.fill("#example-body\\.2", "blue kurta")
+    page.click("text=+ Add button")
+    page.fill("input[name=button_text]", "Reserve one")
+    expect(page.locator("#draft-preview .wa-button")).to_contain_text("Reserve one")
+    expect(page.locator("#draft-preview .wa-body")).to_contain_text("the {{2}} you liked")
+    screenshot(page, "template-new")
+
+    page.click("text=Submit for review")
+    expect(page.locator(".flash-success")).to_contain_text("Submitted “back_in_stock” to WhatsApp for review")
+    assert sim.simulator.templates.get("back_in_stock", "en_US").data["status"] == "PENDING"
+    assert page.js_errors == [], page.js_errors
