@@ -7,7 +7,7 @@ from typing import Any
 
 from rq_scheduler import Scheduler
 
-from app.queues import LOW
+from app.queues import DEFAULT, LOW
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,11 @@ class PeriodicJob:
     timeout: int = 600
 
 
-# Later features add their sweepers and syncs here.
-PERIODIC_JOBS: list[PeriodicJob] = []
+PERIODIC_JOBS: list[PeriodicJob] = [
+    PeriodicJob("jobs.maintenance.apply_retention", cron="17 3 * * *"),  # daily, at a quiet hour
+    PeriodicJob("jobs.webhooks.sweep_webhook_events", cron="* * * * *"),  # every minute: retries, lost jobs
+    PeriodicJob("jobs.templates.sync_templates", cron="23 * * * *"),  # hourly: Meta's verdicts, pauses, quality
+]
 
 
 def register_periodic_jobs(scheduler: Scheduler, jobs: list[PeriodicJob] | None = None) -> list[Any]:

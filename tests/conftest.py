@@ -199,6 +199,10 @@ class _ThreadSafeWorker(SimpleWorker):
     def _install_signal_handlers(self):
         pass
 
+    def subscribe(self):
+        # RQ's command listener is a pub/sub thread whose shutdown often waits a second; tests send no commands.
+        pass
+
 
 def run_jobs(app) -> None:
     """Run every queued job to completion in this process, as a real RQ worker would."""

@@ -1,11 +1,29 @@
 """Blueprints, one module each; `create_app` registers the list below."""
 
-from app.blueprints import admin, auth, contacts, dashboard, health
+from app.blueprints import (
+    account,
+    admin,
+    auth,
+    campaigns,
+    contacts,
+    dashboard,
+    health,
+    imports,
+    system,
+    templates,
+    webhooks,
+)
 
 BLUEPRINTS = [
     auth.bp,
     dashboard.bp,
     health.bp,
     contacts.bp,
+    imports.bp,
+    templates.bp,
+    campaigns.bp,
+    account.bp,
     admin.bp,
+    system.bp,
+    webhooks.bp,
 ]

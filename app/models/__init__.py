@@ -1,6 +1,22 @@
 """SQLAlchemy models, one module per aggregate; imported here so Alembic sees them all."""
 
+from app.models.audit import AuditEntry, Setting
+from app.models.campaign import (
+    Campaign,
+    CampaignStatus,
+    HourlyMessageStats,
+    Message,
+    MessageStatus,
+    MessageTemplate,
+    TemplateStatus,
+    WebhookEvent,
+)
 from app.models.contact import Contact, OptOutSource, Tag, contact_tags
+from app.models.contact_import import ContactImport, ContactImportProblem
 from app.models.user import Role, User
 
-__all__ = ["Contact", "OptOutSource", "Role", "Tag", "User", "contact_tags"]
+__all__ = [
+    "AuditEntry", "Campaign", "CampaignStatus", "Contact", "ContactImport", "ContactImportProblem",
+    "HourlyMessageStats", "Message", "MessageStatus", "MessageTemplate", "OptOutSource", "Role", "Setting", "Tag",
+    "TemplateStatus", "User", "WebhookEvent", "contact_tags",
+]

@@ -50,10 +50,16 @@ def page(browser):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(f"{message.text} @ {message.location}") if message.type == "error" else None)
+    page.on("console", lambda message: _record_console_error(errors, message))
     page.js_errors = errors
     yield page
     context.close()
+
+
+def _record_console_error(errors: list[str], message) -> None:
+    # A 4xx page we meant to show (a form error) is logged as a failed resource; that is not a script error.
+    if message.type == "error" and not message.text.startswith("Failed to load resource"):
+        errors.append(f"{message.text} @ {message.location}")
 
 
 def screenshot(page, name: str) -> Path:
@@ -61,3 +67,12 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def sign_in(page, live_server: str, email: str, password: str = "correct-horse-battery") -> None:
+    """Sign in through the real login page and wait for the dashboard."""
+    page.goto(f"{live_server}/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/")

@@ -3,23 +3,14 @@
 from playwright.sync_api import expect
 
 from app.models import Role
-from tests.browser.conftest import screenshot
-from tests.conftest import TEST_PASSWORD
-
-
-def _sign_in(page, live_server, email):
-    page.goto(f"{live_server}/login")
-    page.fill("#email", email)
-    page.fill("#password", TEST_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server}/")
+from tests.browser.conftest import screenshot, sign_in
 
 
 def test_live_search_keeps_state_in_url_and_bulk_tags(live_server, page, make_user, make_contact):
     make_contact("+919876543210", "Asha Verma", tags=["VIP"], attributes={"city": "Mumbai"})
     make_contact("+919812345678", "Ravi Kumar", tags=["Delhi"])
     make_contact("+447911123456", "Sita Ram")
-    _sign_in(page, live_server, make_user(Role.STAFF).email)
+    sign_in(page, live_server, make_user(Role.STAFF).email)
 
     page.click("nav >> text=Contacts")
     page.wait_for_selector("text=Ravi Kumar")
@@ -47,7 +38,7 @@ def test_live_search_keeps_state_in_url_and_bulk_tags(live_server, page, make_us
 
 def test_contact_page_and_edit_form(live_server, page, make_user, make_contact):
     contact_id = make_contact("+919876543210", "Asha Verma", tags=["VIP"], attributes={"city": "Mumbai"})
-    _sign_in(page, live_server, make_user(Role.STAFF).email)
+    sign_in(page, live_server, make_user(Role.STAFF).email)
     page.goto(f"{live_server}/contacts/{contact_id}")
     assert page.locator("h1").inner_text() == "Asha Verma"
     page.click("text=Opt out")

@@ -1,7 +1,7 @@
 """A real browser signs in through the login page and sees the dashboard."""
 
 from app.models import Role
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, sign_in
 from tests.conftest import TEST_PASSWORD
 
 
@@ -33,11 +33,7 @@ def test_sign_in_and_see_dashboard(live_server, page, make_user):
 
 def test_sign_out_from_the_user_menu(live_server, page, make_user):
     user = make_user(Role.STAFF)
-    page.goto(f"{live_server}/login")
-    page.fill("#email", user.email)
-    page.fill("#password", TEST_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server}/")
+    sign_in(page, live_server, user.email)
     assert not page.locator("a[href='/admin/users']").count()  # staff see no admin navigation
     page.click(".usermenu summary")
     page.click("text=Sign out")
