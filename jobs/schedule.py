@@ -7,7 +7,7 @@ from typing import Any
 
 from rq_scheduler import Scheduler
 
-from app.queues import DEFAULT, LOW
+from app.queues import LOW
 
 
 @dataclass(frozen=True)
