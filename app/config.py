@@ -73,14 +73,32 @@ class Config:
         self.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT = env_int("LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)
         self.LOGIN_MAX_ATTEMPTS_PER_IP = env_int("LOGIN_MAX_ATTEMPTS_PER_IP", 20)
         self.LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+        self._sending_settings()
         self.DEFAULT_REGION = os.environ.get("DEFAULT_REGION", "IN")
         self.TIMEZONE = os.environ.get("TIMEZONE", "Asia/Kolkata")
         self._whatsapp_settings()
+
+    def _sending_settings(self) -> None:
+        for name, (default, kind) in SENDING_DEFAULTS.items():
+            value = os.environ.get(name)
+            setattr(self, name, kind(value) if value not in (None, "") else default)
 
     def _whatsapp_settings(self) -> None:
         for name, default in WHATSAPP_DEFAULTS.items():
             setattr(self, name, os.environ.get(name) or default)
 
+
+# Read by the dispatch engine; documented in the README's configuration table.
+SENDING_DEFAULTS = {
+    "SEND_RATE_PER_SECOND": (80.0, float),  # Meta's default throughput per phone number
+    "SEND_MAX_ATTEMPTS": (5, int),
+    "SEND_SETTLE_GRACE_SECONDS": (600, int),
+    "SEND_BATCH_SIZE": (500, int),
+    "SEND_PARALLEL_BATCHES": (4, int),
+    "SEND_RETRY_BASE_SECONDS": (2.0, float),
+    "SEND_RETRY_MAX_SECONDS": (3600.0, float),
+    "WHATSAPP_SEND_CONCURRENCY": (16, int),
+}
 
 # Read by app.whatsapp; documented in the README's configuration table.
 WHATSAPP_DEFAULTS = {

@@ -7,7 +7,7 @@ from typing import Any
 
 from rq_scheduler import Scheduler
 
-from app.queues import LOW
+from app.queues import DEFAULT, LOW
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ class PeriodicJob:
 
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("jobs.maintenance.apply_retention", cron="17 3 * * *"),  # daily, at a quiet hour
+    # Every minute, on the sending queue: low-priority work would wait behind a campaign's batches.
+    PeriodicJob("jobs.campaigns.sweep", cron="* * * * *", queue=DEFAULT, timeout=300),
     PeriodicJob("jobs.webhooks.sweep_webhook_events", cron="* * * * *"),  # every minute: retries, lost jobs
     PeriodicJob("jobs.templates.sync_templates", cron="23 * * * *"),  # hourly: Meta's verdicts, pauses, quality
 ]

@@ -4,6 +4,7 @@ from app.blueprints import (
     account,
     admin,
     auth,
+    campaign_runs,
     campaigns,
     contacts,
     dashboard,
@@ -26,4 +27,5 @@ BLUEPRINTS = [
     admin.bp,
     system.bp,
     webhooks.bp,
+    campaign_runs.bp,
 ]

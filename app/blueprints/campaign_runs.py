@@ -1,0 +1,100 @@
+"""One campaign's page: launch or schedule it, pause, resume or cancel it, and watch it send."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.routing import BuildError
+
+from app.errors import render_error
+from app.extensions import db
+from app.services import campaign_lifecycle, dispatch_progress
+from app.services.errors import NotFound, ServiceError
+from jobs.campaigns import enqueue_send_batch, schedule_start, unschedule_start
+
+bp = Blueprint("campaign_runs", __name__, url_prefix="/campaigns")
+
+CONTROLS = {"pause": campaign_lifecycle.pause, "resume": campaign_lifecycle.resume,
+            "cancel": campaign_lifecycle.cancel, "unschedule": campaign_lifecycle.unschedule}
+DONE = {"pause": "Paused: no new batch will start.", "resume": "Resumed: sending again.",
+        "cancel": "Cancelled: messages not yet sent will not be sent.", "unschedule": "Unscheduled: back to draft."}
+QUEUE_DOWN = "The job queue (Redis) could not be reached; sending starts within a minute of it coming back."
+
+
+@bp.errorhandler(NotFound)
+def not_found(error: NotFound):
+    return render_error(404)
+
+
+@bp.app_template_global()
+def sending_stop_alerts() -> list[dispatch_progress.StopAlert]:
+    """For the admins' banner in the base layout (campaign_runs/_stop_banner_partial.html)."""
+    try:
+        return dispatch_progress.stop_alerts()
+    except SQLAlchemyError:
+        # The layout also frames the error pages: a database outage must not break those too.
+        db.session.rollback()
+        return []
+
+
+@bp.get("/<int:campaign_id>")
+def detail(campaign_id: int):
+    # HTMX polls for the live fragment alone; a normal visit gets the whole page.
+    if request.headers.get("HX-Request"):
+        return render_template("campaign_runs/_progress_partial.html", view=dispatch_progress.live_view(campaign_id))
+    view = dispatch_progress.page_view(campaign_id)
+    return render_template("campaign_runs/detail.html", view=view, links=_composer_links(campaign_id))
+
+
+@bp.post("/<int:campaign_id>/launch")
+def launch(campaign_id: int):
+    try:
+        run = campaign_lifecycle.start(campaign_id, current_user.id)
+    except NotFound:
+        raise
+    except ServiceError as error:
+        flash(error.message, "error")
+        return redirect(url_for(".detail", campaign_id=campaign_id))
+    _queue(lambda: enqueue_send_batch(run.run_id) if run.run_id else schedule_start(campaign_id, run.next_at))
+    flash("Launched: sending has started." if run.run_id else "Scheduled.", "success")
+    return redirect(url_for(".detail", campaign_id=campaign_id))
+
+
+@bp.post("/<int:campaign_id>/<any(pause, resume, cancel, unschedule):action>")
+def control(campaign_id: int, action: str):
+    error = None
+    try:
+        CONTROLS[action](campaign_id, user_id=current_user.id)
+    except NotFound:
+        raise
+    except ServiceError as problem:
+        error = problem.message
+    if error is None:
+        _queue(lambda: enqueue_send_batch(campaign_id) if action == "resume" else unschedule_start(campaign_id))
+    if request.headers.get("HX-Request"):
+        return render_template("campaign_runs/_progress_partial.html", view=dispatch_progress.live_view(campaign_id),
+                               error=error, notice=None if error else DONE[action])
+    flash(error or DONE[action], "error" if error else "success")
+    return redirect(url_for(".detail", campaign_id=campaign_id))
+
+
+def _queue(work) -> None:
+    """Queue the follow-up work; if Redis is down the sweeper rebuilds it from the database."""
+    try:
+        work()
+    except RedisError:
+        flash(QUEUE_DOWN, "warning")
+
+
+def _composer_links(campaign_id: int) -> dict[str, str | None]:
+    """The campaign list and edit pages, when the composer's blueprint is installed."""
+    links: dict[str, str | None] = {}
+    for name, endpoint, values in (("list", "campaigns.index", {}),
+                                   ("edit", "campaigns.edit", {"campaign_id": campaign_id})):
+        try:
+            links[name] = url_for(endpoint, **values)
+        except BuildError:
+            links[name] = None
+    return links

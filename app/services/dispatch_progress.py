@@ -1,0 +1,130 @@
+"""What the campaign page shows: launch checks, live progress from the maintained counters, and failures.
+
+The live part is polled every two seconds while a campaign sends, so it reads the campaign row's counters and
+nothing that scans messages, except the failure list, which only exists once something failed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Campaign, CampaignStatus, Message, MessageStatus
+from app.models.base import utcnow
+from app.services import audience, campaign_lifecycle, campaign_state, dispatch, message_state, rate_limit, rendering
+from app.services.audience import AudienceSummary
+from app.services.dispatch_results import STOP_REASON_PREFIX
+from app.services.errors import ServiceError
+
+C = CampaignStatus
+LIVE = (C.RUNNING, C.SCHEDULED)  # the page polls while the campaign is in one of these
+FAILURE_GROUPS = 20
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: int | None
+    title: str
+    explanation: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    percent: int
+    processed: int  # sent, failed or skipped
+    remaining: int  # not yet sent (pending, sending, or cancelled when the campaign was)
+    seconds_left: int | None  # at the campaign's rate, while it sends
+
+
+@dataclass
+class RunView:
+    campaign: Campaign
+    status_label: str
+    counters: dict[str, int]
+    progress: Progress
+    live: bool
+    failures: list[Failure] = field(default_factory=list)
+    quiet_until: datetime | None = None
+    problems: list[str] = field(default_factory=list)  # why a draft cannot launch
+    audience: AudienceSummary | None = None  # the live audience, before launch
+    audience_text: str = ""
+    next_start: datetime | None = None
+    runs: list[Campaign] = field(default_factory=list)  # a recurring campaign's runs, newest first
+
+
+@dataclass(frozen=True)
+class StopAlert:
+    phone_number_id: str
+    reason: str
+    campaigns: int
+
+
+def live_view(campaign_id: int) -> RunView:
+    """The polled part of the page: status, controls, progress, counters, failures."""
+    campaign = campaign_lifecycle.get(campaign_id)
+    counters = message_state.maintained(campaign)
+    now = utcnow()
+    quiet = dispatch.quiet_hours_end(campaign, now) if campaign.status == C.RUNNING else None
+    return RunView(campaign, campaign_state.LABELS.get(campaign.status, campaign.status), counters,
+                   progress(campaign, counters), campaign.status in LIVE,
+                   failures(campaign.id) if counters["failed"] else [], quiet)
+
+
+def page_view(campaign_id: int) -> RunView:
+    """The whole page: the live part plus the summary, the launch checks and a recurring campaign's runs."""
+    view = live_view(campaign_id)
+    campaign = view.campaign
+    view.audience_text = audience.describe(campaign.audience)
+    if campaign.status in (C.DRAFT, C.SCHEDULED):
+        view.audience = audience.summary(campaign.audience)
+    if campaign.status == C.DRAFT:
+        view.problems = rendering.launch_problems(campaign)
+    if campaign.status == C.SCHEDULED:
+        view.next_start = _next_start(campaign)
+        view.runs = list(db.session.scalars(select(Campaign).where(Campaign.parent_id == campaign.id)
+                                            .order_by(Campaign.id.desc()).limit(10)))
+    return view
+
+
+def progress(campaign: Campaign, counters: dict[str, int]) -> Progress:
+    targeted = counters["targeted"]
+    processed = min(targeted, counters["sent"] + counters["failed"] + counters["skipped"])
+    finished = campaign.status == C.COMPLETED
+    percent = 100 if finished and targeted else (processed * 100 // targeted if targeted else 0)
+    remaining = targeted - processed
+    seconds = None
+    if campaign.status == C.RUNNING and remaining:
+        seconds = math.ceil(remaining / rate_limit.effective_rate(campaign.max_rate))
+    return Progress(percent, processed, remaining, seconds)
+
+
+def failures(campaign_id: int) -> list[Failure]:
+    """Failed messages grouped by error, most common first."""
+    count = func.count().label("count")
+    rows = db.session.execute(
+        select(Message.error_code, Message.error_title, Message.error_detail, count)
+        .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.FAILED)
+        .group_by(Message.error_code, Message.error_title, Message.error_detail)
+        .order_by(count.desc()).limit(FAILURE_GROUPS))
+    return [Failure(code, title or "Not sent", detail or "", number) for code, title, detail, number in rows]
+
+
+def _next_start(campaign: Campaign) -> datetime | None:
+    try:
+        return campaign_lifecycle.next_start(campaign, utcnow())
+    except ServiceError:
+        return None
+
+
+def stop_alerts() -> list[StopAlert]:
+    """Senders whose campaigns the engine stopped because the account or token is unusable (for admins)."""
+    rows = db.session.execute(
+        select(Campaign.phone_number_id, Campaign.pause_reason, func.count())
+        .where(Campaign.status == C.PAUSED, Campaign.pause_reason.startswith(STOP_REASON_PREFIX))
+        .group_by(Campaign.phone_number_id, Campaign.pause_reason))
+    return [StopAlert(sender, reason.removeprefix(STOP_REASON_PREFIX), count) for sender, reason, count in rows]

@@ -1,0 +1,153 @@
+"""Campaign jobs: send batches, start scheduled campaigns, sweep. This module owns their enqueue helpers.
+
+A campaign sends in a few parallel lanes (SEND_PARALLEL_BATCHES), so several workers can share one campaign.
+Each lane has at most one live job; its id alternates between two fixed names, so a batch can queue its successor
+while it is still running, and a lane is never queued twice however often the view, a batch or the sweeper asks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+
+from rq.exceptions import DuplicateJobError
+from rq.job import Job, JobStatus, get_current_job
+from rq_scheduler import Scheduler
+
+from app.queues import DEFAULT, get_queue, redis_connection
+from app.services import campaign_lifecycle, dispatch, dispatch_sweeper
+
+log = logging.getLogger(__name__)
+
+BATCH_TIMEOUT = 10 * 60  # a batch holds seconds of sends; this only catches a hung one
+LAUNCH_TIMEOUT = 60 * 60  # materialising a million recipients on a slow database
+STALE_HEARTBEAT_SECONDS = 120  # a started job silent this long lost its worker
+START_JOB_PREFIX = "campaign-start-"
+
+
+def send_batch(campaign_id: int, lane: int = 0) -> dict:
+    """Send one batch of a running campaign, then queue this lane's next batch; on an unexpected error pause the
+    campaign with the reason (claimed messages wait for the sweeper) and re-raise."""
+    try:
+        report = dispatch.send_batch(campaign_id)
+    except Exception as error:
+        log.exception("send batch for campaign %s failed", campaign_id)
+        _pause_after(campaign_id, error)
+        raise
+    if report.next_step == dispatch.NOW:
+        enqueue_send_batch(campaign_id, lane=lane)
+    elif report.next_step == dispatch.LATER:
+        enqueue_send_batch(campaign_id, delay=report.delay, lane=lane)
+    return asdict(report)
+
+
+def _pause_after(campaign_id: int, error: Exception) -> None:
+    try:
+        dispatch.pause_running(campaign_id, f"Sending stopped after an unexpected error ({type(error).__name__}). "
+                                            "Resume the campaign to try again.")
+    except Exception:
+        log.exception("could not pause campaign %s", campaign_id)
+
+
+def enqueue_send_batch(campaign_id: int, delay: float | None = None, lane: int | None = None) -> list[Job]:
+    """Queue the next batch of every lane (or of one), now or after `delay` seconds; lanes already queued or
+    running are left alone. Returns the jobs queued."""
+    lanes = range(dispatch.parallel_batches()) if lane is None else (lane,)
+    jobs = [_enqueue_lane(campaign_id, number, delay) for number in lanes]
+    return [job for job in jobs if job is not None]
+
+
+def _enqueue_lane(campaign_id: int, lane: int, delay: float | None) -> Job | None:
+    current = get_current_job()
+    names = [f"send-batch-{campaign_id}-{lane}-{parity}" for parity in "ab"]
+    others = [name for name in names if current is None or name != current.id]
+    for job in Job.fetch_many(others, connection=redis_connection()):
+        if job is not None and _alive(job, later_is_enough=bool(delay)):
+            return None
+        if job is not None:
+            job.delete()  # done, failed, lost with its worker, or not due soon enough: make room under the name
+    options = {"job_id": others[0], "job_timeout": BATCH_TIMEOUT, "result_ttl": 0, "failure_ttl": 24 * 60 * 60,
+               "unique": True, "description": f"campaign {campaign_id}: send batch (lane {lane})"}
+    queue = get_queue(DEFAULT)
+    try:
+        if delay and delay > 0:
+            return queue.enqueue_in(timedelta(seconds=delay), send_batch, campaign_id, lane, **options)
+        return queue.enqueue(send_batch, campaign_id, lane, **options)
+    except DuplicateJobError:
+        return None  # queued by someone else a moment ago
+
+
+def _alive(job: Job, later_is_enough: bool) -> bool:
+    """Whether the lane's job will run (or runs): a batch wanted now replaces one scheduled for later."""
+    status = job.get_status(refresh=False)
+    if status == JobStatus.SCHEDULED:
+        return later_is_enough
+    if status in (JobStatus.QUEUED, JobStatus.DEFERRED):
+        return True
+    if status != JobStatus.STARTED:
+        return False
+    beat = job.last_heartbeat or job.started_at
+    return beat is not None and _utc(beat) > datetime.now(UTC) - timedelta(seconds=STALE_HEARTBEAT_SECONDS)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def launch_scheduled(campaign_id: int) -> dict:
+    """A scheduled start came due: launch the campaign (or a new run of a recurring one) and queue the next start."""
+    run = campaign_lifecycle.start_scheduled(campaign_id)
+    if run.run_id is not None:
+        enqueue_send_batch(run.run_id)
+    if run.next_at is not None:
+        schedule_start(campaign_id, run.next_at)
+    return {"run_id": run.run_id, "next_at": run.next_at.isoformat() if run.next_at else None}
+
+
+def schedule_start(campaign_id: int, at: datetime) -> Job:
+    """Have rq-scheduler run launch_scheduled for this campaign at `at` (one job id per start time)."""
+    job_id = f"{START_JOB_PREFIX}{campaign_id}-{int(at.timestamp())}"
+    return _scheduler().enqueue_at(at, launch_scheduled, campaign_id, job_id=job_id, queue_name=DEFAULT,
+                                   timeout=LAUNCH_TIMEOUT, job_result_ttl=24 * 60 * 60,
+                                   job_description=f"campaign {campaign_id}: scheduled start")
+
+
+def unschedule_start(campaign_id: int) -> int:
+    """Forget every scheduled start of this campaign; returns how many there were."""
+    scheduler = _scheduler()
+    jobs = _scheduled_starts(scheduler, campaign_id)
+    for job in jobs:
+        scheduler.cancel(job)
+    return len(jobs)
+
+
+def _scheduled_starts(scheduler: Scheduler, campaign_id: int) -> list[Job]:
+    prefix = f"{START_JOB_PREFIX}{campaign_id}-"
+    return [job for job in scheduler.get_jobs() if job.id.startswith(prefix)]
+
+
+def _scheduler() -> Scheduler:
+    return Scheduler(queue_name=DEFAULT, connection=redis_connection())
+
+
+def sweep() -> dict:
+    """Settle stuck messages, complete finished campaigns, and rebuild lost work from the database: batches of
+    running campaigns with due messages, and the scheduled starts of scheduled campaigns."""
+    report = dispatch_sweeper.sweep()
+    queued = sum(len(enqueue_send_batch(campaign_id)) for campaign_id in report.due)
+    rescheduled = _restore_scheduled_starts(report.scheduled)
+    log.info("sweep: %s, %s batches queued, %s starts rescheduled", report, queued, rescheduled)
+    return {**asdict(report), "batches_queued": queued, "starts_rescheduled": rescheduled}
+
+
+def _restore_scheduled_starts(campaign_ids: list[int]) -> int:
+    scheduler, restored = _scheduler(), 0
+    for campaign_id in campaign_ids:
+        if _scheduled_starts(scheduler, campaign_id):
+            continue
+        at = campaign_lifecycle.overdue_or_next_start(campaign_id)
+        if at is not None:
+            schedule_start(campaign_id, at)
+            restored += 1
+    return restored
