@@ -113,6 +113,19 @@ def test_permanent_error_fails_the_message_with_code_title_and_explanation(app, 
             dispatch_progress.Failure(131026, info.title, info.explanation, 1)]
 
 
+def test_marketing_turned_off_by_the_customer_opts_them_out_for_good(app, sim):
+    add_contacts(app, 2)
+    sim.configure(fixed_outcomes={digits(2): {"code": 131050, "mode": "sync"}})
+    campaign_id = make_campaign(app)
+    launch(app, campaign_id)
+
+    assert messages(app, campaign_id)[phone(2)].status == S.FAILED
+    with app.app_context():
+        contacts = {c.phone: c for c in db.session.scalars(db.select(Contact))}
+        assert contacts[phone(2)].opt_out_source == "user_preferences" and contacts[phone(2)].opted_out_at
+        assert contacts[phone(1)].opted_out_at is None
+
+
 def test_retryable_error_backs_off_honouring_retry_after_then_sends(app, sim):
     add_contacts(app, 2)
     sim.configure(fixed_outcomes={digits(1): {"code": 130429, "mode": "sync"}, digits(2): {"code": 131000}})

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Campaign, CampaignStatus, WebhookEvent
+from app.models import Campaign, CampaignStatus, Contact, WebhookEvent
 from app.services import webhook_processing
 from app.whatsapp.errors import classify
 from jobs.webhooks import sweep_webhook_events
@@ -125,6 +125,14 @@ def test_failure_that_means_trouble_for_the_account_pauses_the_campaign(hooks, c
     with hooks.app.app_context():
         paused = db.session.get(Campaign, campaign[0])
         assert paused.status == CampaignStatus.PAUSED and "blocked or reported" in paused.pause_reason
+
+
+def test_failure_because_the_customer_turned_marketing_off_opts_them_out(hooks, campaign):
+    _, wamid = _sent_message(hooks.app, campaign)
+    hooks.deliver(statuses_body(status(wamid, "failed", 5, error_code=131050)))
+    with hooks.app.app_context():
+        contact = db.session.get(Contact, campaign[1])
+        assert (contact.opt_out_source, contact.opted_out_at) == ("user_preferences", at(5))
 
 
 def test_status_for_a_message_stuck_in_sending_settles_it_by_callback_data(hooks, campaign):

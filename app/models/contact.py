@@ -71,5 +71,12 @@ class Contact(db.Model):
     def opted_out(self) -> bool:
         return self.opted_out_at is not None
 
+    def record_opt_out(self, source: str, at: datetime) -> bool:
+        """Opt out unless already opted out: the first opt-out's time and source are the ones kept."""
+        if self.opted_out_at is not None:
+            return False
+        self.opted_out_at, self.opt_out_source = at, source
+        return True
+
     def __repr__(self) -> str:
         return f"<Contact {self.phone}>"

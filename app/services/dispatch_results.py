@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Campaign, CampaignStatus, Message, MessageStatus
+from app.models import Campaign, CampaignStatus, Message, MessageStatus, OptOutSource
 from app.services import audit, campaign_state, message_state
 from app.services.dispatch_claim import hold_write_lock, lock_campaign
 from app.services.dispatch_sender import Outcome
@@ -92,6 +92,9 @@ def _failed_send(message: Message, result: SendResult, now: datetime, totals, ve
     info = result.error_info()
     assert info is not None
     message.error_code, message.error_title, message.error_detail = info.code, info.title, info.explanation
+    if info.recipient_opted_out:
+        # The customer turned marketing messages off in WhatsApp: respect it for every future send too.
+        message.contact.record_opt_out(OptOutSource.USER_PREFERENCES, now)
     if info.action == ErrorAction.PERMANENT:
         message_state.move(message, S.FAILED, now, totals)
     elif info.action in (ErrorAction.PAUSE, ErrorAction.STOP):

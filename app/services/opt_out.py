@@ -112,10 +112,7 @@ def handle_preferences(events: Iterable[UserPreferenceEvent], counts: Counter, n
 
 def opt_out(contact: Contact, source: OptOutSource, at: datetime) -> bool:
     """Opt the contact out unless they already are (the first opt-out's time and source are kept)."""
-    if contact.opted_out_at is not None:
-        return False
-    contact.opted_out_at, contact.opt_out_source = at, source
-    return True
+    return contact.record_opt_out(source, at)
 
 
 def opt_in(contact: Contact, at: datetime) -> bool:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import lazyload
 
 from app.extensions import db
-from app.models import Message, MessageStatus
+from app.models import Message, MessageStatus, OptOutSource
 from app.services import message_state
 from app.whatsapp.errors import ErrorAction, classify
 from app.whatsapp.events import StatusEvent, WebhookError
@@ -120,6 +120,9 @@ def _record_failure(message: Message, status: StatusEvent, result: StatusResult)
     message.error_code = error.code
     message.error_title = (error.title or (info.title if info else "Not delivered"))[:255]
     message.error_detail = _failure_text(info.explanation if info else REPORTED_FAILURE, error.details or error.message)
+    if info is not None and info.recipient_opted_out:
+        # The customer turned marketing messages off in WhatsApp: respect it for every future send too.
+        message.contact.record_opt_out(OptOutSource.USER_PREFERENCES, status.timestamp)
     if info is not None and info.action == ErrorAction.PAUSE and message.campaign_id is not None:
         result.pauses[message.campaign_id] = f"{info.title}: {info.explanation}"
 
