@@ -136,3 +136,25 @@ def test_retention_removes_old_audit_entries_import_files_and_webhook_bodies(app
         summaries = set(db.session.scalars(db.select(AuditEntry.summary)))
         assert "old" not in summaries and "recent" in summaries
         assert db.session.scalar(db.select(db.func.count()).select_from(ContactImport)) == 2  # summaries stay
+
+
+def test_webhook_events_page_lists_and_reprocesses(app, admin_client):
+    from app.models import WebhookEvent
+
+    with app.app_context():
+        event = WebhookEvent(body='{"object": "whatsapp_business_account", "entry": []}', received_at=utcnow(),
+                            processed_at=utcnow(), outcome="orphaned: statuses for wamid.X")
+        db.session.add(event)
+        db.session.commit()
+        event_id = event.id
+    page = admin_client.get("/admin/webhook-events?show=problems").get_data(as_text=True)
+    assert "orphaned: statuses for wamid.X" in page and "whatsapp_business_account" in page
+    token = csrf_token_from(page)
+    response = admin_client.post(f"/admin/webhook-events/{event_id}/reprocess", data={"csrf_token": token},
+                                 follow_redirects=True)
+    assert f"Event {event_id} queued for processing again." in response.get_data(as_text=True)
+    run_jobs(app)
+    with app.app_context():
+        event = db.session.get(WebhookEvent, event_id)
+        assert event.processed_at is not None and event.attempts == 1 and not event.outcome.startswith("orphaned")
+        assert "webhook.reprocess" in set(db.session.scalars(db.select(AuditEntry.action)))

@@ -3,8 +3,9 @@
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.services import health, settings, system, whatsapp_check
+from app.services import health, settings, system, webhook_events, whatsapp_check
 from app.services.errors import ServiceError
+from jobs.webhooks import enqueue_process_webhook_event
 
 bp = Blueprint("system", __name__, url_prefix="/admin")
 
@@ -52,3 +53,22 @@ def failed_job(job_id: str, action: str):
     except ServiceError as error:  # NotFound included: the job was retried or discarded meanwhile
         flash(error.message, "error")
     return redirect(url_for("system.system_page"))
+
+
+@bp.get("/webhook-events")
+def webhook_event_list():
+    problems_only = request.args.get("show") == "problems"
+    return render_template("admin/webhook_events.html", events=webhook_events.recent(problems_only),
+                           problems_only=problems_only)
+
+
+@bp.post("/webhook-events/<int:event_id>/reprocess")
+def reprocess_webhook_event(event_id: int):
+    try:
+        webhook_events.reopen(event_id)
+    except ServiceError as error:
+        flash(error.message, "error")
+        return redirect(url_for("system.webhook_event_list"))
+    enqueue_process_webhook_event(event_id)
+    flash(f"Event {event_id} queued for processing again.", "success")
+    return redirect(url_for("system.webhook_event_list"))

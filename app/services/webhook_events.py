@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from app.extensions import db
 from app.models import WebhookEvent
 from app.models.base import utcnow
+from app.services import audit
+from app.services.errors import NotFound
 
 MAX_ATTEMPTS = 20
 SWEEP_AFTER = timedelta(seconds=60)  # leave a fresh event to the job that was queued for it
 OUTCOME_LENGTH = 4000
+PROBLEM_OUTCOMES = ("orphaned", "error", "rejected")
 
 
 def store(raw_body: bytes) -> int:
@@ -78,3 +81,23 @@ def purge_processed_events(days: int) -> int:
     cutoff = utcnow() - timedelta(days=days)
     statement = delete(WebhookEvent).where(WebhookEvent.processed_at.is_not(None), WebhookEvent.received_at < cutoff)
     return db.session.execute(statement.execution_options(synchronize_session=False)).rowcount
+
+
+def recent(problems_only: bool = False, limit: int = 100) -> list[WebhookEvent]:
+    """The newest events for the admin page; `problems_only` keeps unfinished, orphaned and failed ones."""
+    statement = select(WebhookEvent).order_by(WebhookEvent.id.desc()).limit(limit)
+    if problems_only:
+        statement = statement.where(or_(WebhookEvent.processed_at.is_(None),
+                                        *[WebhookEvent.outcome.startswith(word) for word in PROBLEM_OUTCOMES]))
+    return list(db.session.scalars(statement))
+
+
+def reopen(event_id: int) -> WebhookEvent:
+    """Make a stored event unprocessed again so it is applied once more (processing is idempotent)."""
+    event = db.session.get(WebhookEvent, event_id)
+    if event is None:
+        raise NotFound("That webhook event no longer exists; it may have been removed by retention.")
+    event.processed_at, event.attempts, event.outcome = None, 0, "reprocessing requested"
+    audit.record("webhook.reprocess", f"Reprocessed webhook event {event_id}", target=str(event_id))
+    db.session.commit()
+    return event
