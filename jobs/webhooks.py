@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import current_app
 from redis.exceptions import RedisError
 from rq.job import Job
 
-from app.queues import HIGH, get_queue
+from app.queues import HIGH, get_queue, redis_connection
 from app.services import opt_out, webhook_events, webhook_processing
 from app.whatsapp.client import WhatsAppClient
 from app.whatsapp.settings import WhatsAppSettings
@@ -16,6 +17,9 @@ from app.whatsapp.settings import WhatsAppSettings
 log = logging.getLogger(__name__)
 
 RESULT_TTL = 10 * 60
+DRAIN_QUEUED = "webhooks:drain-queued"
+DRAIN_FLAG_TTL = 15 * 60  # a lost drain job frees the flag in time; the sweeper covers the gap
+DRAIN_BUDGET_SECONDS = 120
 FAILURE_TTL = 7 * 24 * 60 * 60
 
 
@@ -58,13 +62,35 @@ def send_opt_out_confirmation(contact_id: int) -> int:
 
 
 def enqueue_process_webhook_event(event_id: int) -> Job | None:
-    """Queue processing of a stored event; if Redis is down, log it and leave the stored event to the sweeper."""
+    """Make sure a drain job will apply this stored event; if Redis is down, leave it to the sweeper.
+
+    Jobs are coalesced: at a thousand statuses a second, one forked job per event would spend the machine on
+    forking. The flag is cleared by the drain job before it reads the events, so nothing stored is skipped.
+    """
     try:
-        return get_queue(HIGH).enqueue(process_webhook_event, event_id, job_id=f"webhook-event-{event_id}",
-                                       job_timeout=5 * 60, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
+        if not redis_connection().set(DRAIN_QUEUED, event_id, nx=True, ex=DRAIN_FLAG_TTL):
+            return None
+        return get_queue(HIGH).enqueue(process_new_webhook_events, job_timeout=10 * 60, result_ttl=RESULT_TTL,
+                                       failure_ttl=FAILURE_TTL)
     except RedisError as error:
         log.warning("could not queue webhook event %s (%s); the sweeper will process it", event_id, error)
         return None
+
+
+def process_new_webhook_events() -> dict[str, int]:
+    """Apply every stored event not tried yet, oldest first, until none is left or the time budget is spent."""
+    redis_connection().delete(DRAIN_QUEUED)
+    deadline, applied, failed = time.monotonic() + DRAIN_BUDGET_SECONDS, 0, 0
+    while time.monotonic() < deadline and (batch := webhook_events.never_tried()):
+        for event_id in batch:
+            try:
+                process_webhook_event(event_id)
+                applied += 1
+            except Exception:  # logged and counted on the event; the sweeper retries it
+                failed += 1
+    if webhook_events.never_tried(limit=1):
+        enqueue_process_webhook_event(0)  # budget spent: let another worker go on
+    return {"applied": applied, "failed": failed}
 
 
 def enqueue_send_opt_out_confirmation(contact_id: int) -> Job | None:

@@ -81,9 +81,10 @@ def database_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def base_app(database_url, redis_url) -> Flask:
+def base_app(database_url, redis_url, tmp_path_factory) -> Flask:
     """One app for the session, its schema built by the real migrations."""
     app = create_app(TestConfig(database_url, redis_url))
+    app.config["INSTANCE_DIR"] = str(tmp_path_factory.mktemp("instance"))  # uploads and exports stay out of ours
     with app.app_context():
         _drop_everything()
         upgrade()

@@ -67,6 +67,13 @@ def record_failure(event_id: int, error: BaseException) -> None:
     db.session.commit()
 
 
+def never_tried(limit: int = 200) -> list[int]:
+    """Stored events no worker has attempted yet, oldest first (the drain job's work list)."""
+    return list(db.session.scalars(
+        select(WebhookEvent.id).where(WebhookEvent.processed_at.is_(None), WebhookEvent.attempts == 0)
+        .order_by(WebhookEvent.id).limit(limit)))
+
+
 def due_for_retry(now: datetime | None = None, limit: int = 200) -> list[int]:
     """Unfinished events old enough that their own job has had its chance, oldest first."""
     now = now or utcnow()

@@ -50,33 +50,48 @@ def write_batch(records: list[ContactRecord], options: WriteOptions) -> WriteRes
     existing = _existing_contacts([record.phone for record in records])
     tag_ids = _row_tag_ids(records)
     linked = _current_links([row.id for row in existing.values()]) if options.update_existing else {}
-    result, upserts, links = WriteResult(), [], []
-    now = utcnow()
+    plan = _Plan(options, existing, linked)
     for record in records:
-        wanted = options.tag_ids | {tag_ids[tag_key(name)] for name in record.tag_names}
-        current = existing.get(record.phone)
+        plan.add(record, options.tag_ids | {tag_ids[tag_key(name)] for name in record.tag_names})
+    ids = {row.phone: row.id for row in existing.values()} | _upsert(plan.upserts)
+    _link_tags([(ids[phone], tag_id) for phone, wanted in plan.links if phone in ids for tag_id in wanted])
+    return plan.result
+
+
+class _Plan:
+    """What one batch does to each contact: the rows to upsert, the tags to link and the counts."""
+
+    def __init__(self, options: WriteOptions, existing: dict[str, Any], linked: dict[int, set[int]]) -> None:
+        self.options, self.existing, self.linked, self.now = options, existing, linked, utcnow()
+        self.result = WriteResult()
+        self.upserts: list[dict[str, Any]] = []
+        self.links: list[tuple[str, set[int]]] = []
+
+    def add(self, record: ContactRecord, wanted_tags: set[int]) -> None:
+        current = self.existing.get(record.phone)
         if current is None:
-            result.created += 1
-            upserts.append(_row(record.phone, record.name, record.attributes, now))
-            links.append((record.phone, wanted))
+            self.result.created += 1
+            self.upserts.append(_row(record.phone, record.name, record.attributes, self.now))
+            self.links.append((record.phone, wanted_tags))
         elif current.deleted_at is not None:
-            result.skipped += 1
-            result.problems.append(Problem(record.row_number, options.phone_column, record.phone, DELETED_REASON))
-        elif not options.update_existing:
-            result.unchanged += 1
+            self.result.skipped += 1
+            self.result.problems.append(
+                Problem(record.row_number, self.options.phone_column, record.phone, DELETED_REASON))
+        elif not self.options.update_existing:
+            self.result.unchanged += 1
         else:
-            changed = _merge(current, record, now)
-            missing = wanted - linked.get(current.id, set())
-            if changed:
-                upserts.append(changed)
-            if changed or missing:
-                result.updated += 1
-                links.append((record.phone, missing))
-            else:
-                result.unchanged += 1
-    ids = {row.phone: row.id for row in existing.values()} | _upsert(upserts)
-    _link_tags([(ids[phone], tag_id) for phone, wanted in links if phone in ids for tag_id in wanted])
-    return result
+            self._update(current, record, wanted_tags)
+
+    def _update(self, current: Any, record: ContactRecord, wanted_tags: set[int]) -> None:
+        changed = _merge(current, record, self.now)
+        missing = wanted_tags - self.linked.get(current.id, set())
+        if changed:
+            self.upserts.append(changed)
+        if changed or missing:
+            self.result.updated += 1
+            self.links.append((record.phone, missing))
+        else:
+            self.result.unchanged += 1
 
 
 def write_problems(import_id: int, problems: list[Problem]) -> None:
