@@ -13,10 +13,11 @@ from app.models.campaign import (
 )
 from app.models.contact import Contact, OptOutSource, Tag, contact_tags
 from app.models.contact_import import ContactImport, ContactImportProblem
+from app.models.inbox import AutoReplyFiring, AutoReplyRule, Conversation
 from app.models.user import Role, User
 
 __all__ = [
-    "AuditEntry", "Campaign", "CampaignStatus", "Contact", "ContactImport", "ContactImportProblem",
-    "HourlyMessageStats", "Message", "MessageStatus", "MessageTemplate", "OptOutSource", "Role", "Setting", "Tag",
-    "TemplateStatus", "User", "WebhookEvent", "contact_tags",
+    "AuditEntry", "AutoReplyFiring", "AutoReplyRule", "Campaign", "CampaignStatus", "Contact", "ContactImport",
+    "ContactImportProblem", "Conversation", "HourlyMessageStats", "Message", "MessageStatus", "MessageTemplate",
+    "OptOutSource", "Role", "Setting", "Tag", "TemplateStatus", "User", "WebhookEvent", "contact_tags",
 ]

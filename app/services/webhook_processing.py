@@ -15,7 +15,15 @@ from datetime import datetime, timedelta
 from app.extensions import db
 from app.models import Campaign, WebhookEvent
 from app.models.base import utcnow
-from app.services import inbound, message_state, opt_out, webhook_events, webhook_statuses, webhook_templates
+from app.services import (
+    auto_replies,
+    inbound,
+    message_state,
+    opt_out,
+    webhook_events,
+    webhook_statuses,
+    webhook_templates,
+)
 from app.whatsapp.events import (
     Envelope,
     ErrorEvent,
@@ -87,6 +95,7 @@ def _apply(envelope: Envelope, now: datetime, statuses_only: bool) -> _Applied:
     if not statuses_only:
         stored = inbound.store_messages(envelope.messages, totals, applied.counts, now)
         applied.confirmations = opt_out.handle_messages(stored, applied.counts, now)
+        applied.counts["auto-replies queued"] += auto_replies.on_inbound(stored, now)  # inbox state, then rules
         opt_out.handle_preferences(envelope.of_type(UserPreferenceEvent), applied.counts, now)
         template_events = envelope.of_type(TemplateStatusEvent | TemplateCategoryEvent | TemplateQualityEvent)
         webhook_templates.apply_template_events(template_events, applied.counts)

@@ -1,0 +1,128 @@
+"""The inbox: conversations with customers, replies inside (text) and outside (templates) the 24-hour window."""
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.extensions import db
+from app.services import inbox, inbox_replies, rendering, templates
+from app.services.errors import NotFound, ServiceError
+from jobs.inbox import enqueue_send_replies
+
+bp = Blueprint("inbox", __name__, url_prefix="/inbox")
+
+
+@bp.app_context_processor
+def unread_badge():
+    """`inbox_unread()` for the nav badge: one count, and only on pages that show it."""
+    return {"inbox_unread": _unread_total}
+
+
+def _unread_total() -> int:
+    try:
+        return inbox.unread_total()
+    except SQLAlchemyError:  # an error page while the database is away must still render
+        db.session.rollback()
+        return 0
+
+
+def _list_args() -> dict:
+    filter_name = request.args.get("filter", "open")
+    filter_name = filter_name if filter_name in inbox.FILTERS else "open"
+    q = request.args.get("q", "").strip()[:100]
+    return {"filter_name": filter_name, "q": q,
+            "conversations": inbox.conversations(filter_name, current_user.id, q), "filters": inbox.FILTERS}
+
+
+@bp.get("/")
+def index():
+    args = _list_args()
+    if request.headers.get("HX-Target") == "conversation-list":
+        return render_template("inbox/_list_partial.html", current_id=None, **args)
+    return render_template("inbox/index.html", current_id=None, **args)
+
+
+@bp.get("/<int:contact_id>")
+def conversation(contact_id: int):
+    target = request.headers.get("HX-Target")
+    if target == "conversation-list":
+        return render_template("inbox/_list_partial.html", current_id=contact_id, **_list_args())
+    thread = _thread(contact_id)
+    if target == "thread":
+        return render_template("inbox/_thread_partial.html", thread=thread)
+    return _page(thread)
+
+
+@bp.post("/<int:contact_id>/reply")
+def reply(contact_id: int):
+    try:
+        if request.form.get("kind") == "template":
+            values = {key[4:]: value for key, value in request.form.items() if key.startswith("var.")}
+            inbox_replies.reply_template(contact_id, _int(request.form.get("template_id")), values, current_user.id)
+        else:
+            inbox_replies.reply_text(contact_id, request.form.get("body", ""), current_user.id)
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        return _page(_thread(contact_id), error=error, form=request.form), 422
+    enqueue_send_replies(contact_id)
+    return redirect(url_for("inbox.conversation", contact_id=contact_id))
+
+
+@bp.post("/<int:contact_id>/<any(assign, done, reopen):action>")
+def change(contact_id: int, action: str):
+    try:
+        if action == "assign":
+            user_id = request.form.get("user_id", "")
+            inbox.assign(contact_id, current_user.id if user_id == "me" else _int(user_id))
+        else:
+            inbox.set_done(contact_id, action == "done")
+    except NotFound:
+        abort(404)
+    except ServiceError as error:
+        flash(error.message, "error")
+    if action == "done":
+        flash("Marked done. A new message from the customer reopens it.", "success")
+        return redirect(url_for("inbox.index"))
+    return redirect(url_for("inbox.conversation", contact_id=contact_id))
+
+
+@bp.get("/<int:contact_id>/template-fields")
+def template_fields(contact_id: int):
+    try:
+        contact = inbox.get_conversation(contact_id).contact
+        template, variables = _chosen_template(request.args.get("template_id"))
+    except NotFound:
+        abort(404)
+    return render_template("inbox/_template_fields_partial.html", template=template, variables=variables,
+                           contact=contact, form={})
+
+
+def _chosen_template(template_id: str | None):
+    if not (number := _int(template_id)):
+        return None, []
+    template = templates.get_template(number)
+    return template, rendering.template_variables(template)
+
+
+def _thread(contact_id: int, mark_read: bool = True) -> inbox.Thread:
+    try:
+        return inbox.thread(contact_id, mark_read=mark_read)
+    except NotFound:
+        abort(404)
+
+
+def _page(thread: inbox.Thread, error: ServiceError | None = None, form=None):
+    form = form or {}
+    try:
+        template, variables = _chosen_template(form.get("template_id"))
+    except NotFound:
+        template, variables = None, []
+    return render_template("inbox/conversation.html", thread=thread, error=error, form=form,
+                           templates=templates.approved_templates(), team=inbox.team(), template=template,
+                           variables=variables, contact=thread.conversation.contact,
+                           current_id=thread.conversation.contact_id, **_list_args())
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
