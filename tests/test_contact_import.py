@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Contact, ContactImport, OptOutSource, Role, Tag
+from app.models import AuditEntry, Contact, ContactImport, OptOutSource, Role, Tag
 from jobs.imports import enqueue_import, import_contacts
 from tests.conftest import run_jobs
 from tests.test_contact_import_support import ImportPages, make_csv, make_xlsx
@@ -165,6 +165,9 @@ def test_cancel_before_the_worker_starts(app, pages, tmp_path, instance_dir):
     assert import_row(app, import_id).status == "cancelled"
     assert contacts(app) == {}
     assert list((instance_dir / "imports").iterdir()) == []  # the upload is not kept
+    with app.app_context():
+        actions = list(db.session.scalars(db.select(AuditEntry.action).order_by(AuditEntry.id)))
+    assert actions[-2:] == ["import.start", "import.cancel"]
 
 
 def test_cancel_while_running_stops_after_the_current_batch(app, pages, tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.contact_import import ContactImport, ImportStatus
+from app.services import audit
 from app.services.contact_import import readers
 from app.services.contact_import.columns import ColumnMapping, mapping_from_form
 from app.services.contact_import.queries import get_import
@@ -54,6 +55,7 @@ def start_import(import_id: int, form: Mapping[str, str], actor) -> ContactImpor
     if not transition(contact_import.id, ImportStatus.QUEUED):
         db.session.rollback()
         raise ServiceError("This import was cancelled or started by someone else.")
+    audit.record("import.start", f"Started importing {contact_import.file_name}", target=contact_import.file_name)
     db.session.commit()
     return contact_import
 
@@ -70,6 +72,8 @@ def cancel_import(import_id: int, actor) -> ContactImport:
         raise ServiceError("This import has already finished.")
     not_started = contact_import.status != ImportStatus.RUNNING
     message = f"Cancelled by {actor.email} before it started."
+    name = contact_import.file_name
+    audit.record("import.cancel", f"Cancelled the import of {name}", target=name)
     if not_started and transition(import_id, ImportStatus.CANCELLED, finished_at=utcnow(), message=message):
         db.session.commit()
         stored_path(contact_import).unlink(missing_ok=True)
