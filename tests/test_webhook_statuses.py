@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Campaign, CampaignStatus, Contact, WebhookEvent
+from app.models import Campaign, CampaignStatus, Contact, HourlyMessageStats, WebhookEvent
 from app.services import webhook_processing
 from app.whatsapp.errors import classify
 from jobs.webhooks import sweep_webhook_events
@@ -125,6 +125,14 @@ def test_failure_that_means_trouble_for_the_account_pauses_the_campaign(hooks, c
     with hooks.app.app_context():
         paused = db.session.get(Campaign, campaign[0])
         assert paused.status == CampaignStatus.PAUSED and "blocked or reported" in paused.pause_reason
+
+
+def test_statuses_feed_the_hourly_stats_behind_the_dashboard(hooks, campaign):
+    _, wamid = _sent_message(hooks.app, campaign)
+    hooks.deliver(statuses_body(status(wamid, "read", 5)))
+    with hooks.app.app_context():
+        rows = [(row.delivered, row.read) for row in db.session.scalars(db.select(HourlyMessageStats))]
+    assert rows == [(1, 1)]
 
 
 def test_failure_because_the_customer_turned_marketing_off_opts_them_out(hooks, campaign):

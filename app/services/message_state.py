@@ -100,8 +100,11 @@ def new_totals() -> Totals:
 
 
 def add_to_counters(totals: Totals) -> None:
-    """Add counter changes with one UPDATE per campaign (`x = x + n`, so concurrent writers never lose counts)."""
-    for campaign_id, changes in totals.items():
+    """Add counter changes with one UPDATE per campaign (`x = x + n`, so concurrent writers never lose counts).
+
+    Campaigns are updated in id order and hours in time order, so two workers never wait on each other in a cycle.
+    """
+    for campaign_id, changes in sorted(totals.items()):
         values = {name: getattr(Campaign, name) + amount for name, amount in changes.items() if amount}
         if values:
             db.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values)
@@ -112,7 +115,7 @@ def add_to_counters(totals: Totals) -> None:
 def _add_to_hours(hours: Mapping[datetime, Counter]) -> None:
     table = HourlyMessageStats.__table__
     dialect = db.session.get_bind().dialect.name
-    for hour, changes in hours.items():
+    for hour, changes in sorted(hours.items()):
         row = {name: changes.get(name, 0) for name in HOURLY}
         if not any(row.values()):
             continue

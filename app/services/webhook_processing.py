@@ -100,7 +100,7 @@ def _apply(envelope: Envelope, now: datetime, statuses_only: bool) -> _Applied:
         template_events = envelope.of_type(TemplateStatusEvent | TemplateCategoryEvent | TemplateQualityEvent)
         webhook_templates.apply_template_events(template_events, applied.counts)
         _note_unhandled(envelope, applied.counts)
-    message_state.add_to_counters(dict(sorted(totals.items())))  # campaign id order: no deadlock between workers
+    message_state.add_to_counters(totals)
     for campaign_id, reason in statuses.pauses.items():
         applied.counts["campaigns paused"] += webhook_templates.pause_running_campaigns(Campaign.id == campaign_id,
                                                                                         reason)
