@@ -3,6 +3,7 @@
 from app.blueprints import (
     account,
     admin,
+    analytics,
     auth,
     auto_replies,
     campaign_runs,
@@ -12,6 +13,7 @@ from app.blueprints import (
     health,
     imports,
     inbox,
+    message_log,
     system,
     templates,
     webhooks,
@@ -30,6 +32,8 @@ BLUEPRINTS = [
     system.bp,
     webhooks.bp,
     campaign_runs.bp,
+    analytics.bp,
+    message_log.bp,
     inbox.bp,
     auto_replies.bp,
 ]

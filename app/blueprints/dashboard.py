@@ -1,16 +1,16 @@
-"""The home dashboard."""
+"""The home dashboard: headline numbers, rates for a period, the message chart, running campaigns, system status."""
 
 from flask import Blueprint, render_template, request
 
-from app.services import health
+from app.services import analytics
 
 bp = Blueprint("dashboard", __name__)
 
 
 @bp.get("/")
 def index():
-    report = health.check()
-    # HTMX polls for the status fragment alone; a normal visit gets the whole page.
+    view = analytics.dashboard(analytics.period_from_args(request.args))
+    # HTMX polls for the live sections alone (swapped out of band by id, so the chart's canvas stays put).
     if request.headers.get("HX-Request"):
-        return render_template("dashboard/_system_status_partial.html", health=report)
-    return render_template("dashboard/index.html", health=report)
+        return render_template("dashboard/_live_partial.html", view=view, oob=True)
+    return render_template("dashboard/index.html", view=view, periods=analytics.PERIODS.values())
