@@ -98,6 +98,7 @@ SENDING_DEFAULTS = {
     "SEND_RETRY_BASE_SECONDS": (2.0, float),
     "SEND_RETRY_MAX_SECONDS": (3600.0, float),
     "WHATSAPP_SEND_CONCURRENCY": (16, int),
+    "SEND_READ_TIMEOUT_SECONDS": (None, float),  # unset: the client's 20 s
 }
 
 # Read by app.whatsapp; documented in the README's configuration table.

@@ -66,7 +66,7 @@ def _enqueue_lane(campaign_id: int, lane: int, delay: float | None) -> Job | Non
         if job is not None and _alive(job, later_is_enough=bool(delay)):
             return None
         if job is not None:
-            job.delete()  # done, failed, lost with its worker, or not due soon enough: make room under the name
+            _forget(job)  # done, failed, lost with its worker, or not due soon enough: make room under the name
     options = {"job_id": others[0], "job_timeout": BATCH_TIMEOUT, "result_ttl": 0, "failure_ttl": 24 * 60 * 60,
                "unique": True, "description": f"campaign {campaign_id}: send batch (lane {lane})"}
     queue = get_queue(DEFAULT)
@@ -76,6 +76,17 @@ def _enqueue_lane(campaign_id: int, lane: int, delay: float | None) -> Job | Non
         return queue.enqueue(send_batch, campaign_id, lane, **options)
     except DuplicateJobError:
         return None  # queued by someone else a moment ago
+
+
+def _forget(job: Job) -> None:
+    """Delete a lane's old job; one whose worker was killed mid-run has no execution record left."""
+    try:
+        job.delete()
+    except ValueError:
+        # RQ 3 raises "Execution … not found" for a job a SIGKILLed worker was running: drop its keys directly.
+        for registry in (job.failed_job_registry, job.finished_job_registry):
+            registry.remove(job.id)
+        redis_connection().delete(job.key, job.dependents_key, job.dependencies_key)
 
 
 def _alive(job: Job, later_is_enough: bool) -> bool:
