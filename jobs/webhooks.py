@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 RESULT_TTL = 10 * 60
 DRAIN_QUEUED = "webhooks:drain-queued"
-DRAIN_FLAG_TTL = 15 * 60  # a lost drain job frees the flag in time; the sweeper covers the gap
+DRAIN_FLAG_TTL = 60  # a drain job killed with its worker frees the flag well inside the send grace period
 DRAIN_BUDGET_SECONDS = 120
 FAILURE_TTL = 7 * 24 * 60 * 60
 
