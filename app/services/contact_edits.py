@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-import phonenumbers
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.models import Contact, OptOutSource, contact_tags
 from app.models.base import utcnow
-from app.services import audit, contacts, tags
+from app.services import audit, contacts, phones, tags
 from app.services.errors import NotFound, ServiceError
 
 MAX_ATTRIBUTES = 50
@@ -29,13 +28,12 @@ class BulkAction(StrEnum):
 def normalise_phone(raw: str, region: str) -> str:
     """E.164 for a number typed in any format; ServiceError naming the problem otherwise."""
     try:
-        number = phonenumbers.parse((raw or "").strip(), region)
-    except phonenumbers.NumberParseException as error:
-        raise ServiceError(f"“{raw}” is not a phone number.", field="phone") from error
-    if not phonenumbers.is_valid_number(number):
-        raise ServiceError(f"“{raw}” is not a valid phone number for {region} or the country code given.",
-                           field="phone")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return phones.normalise_phone(raw, region)
+    except phones.InvalidPhone as error:
+        if not any(char.isdigit() for char in raw or ""):
+            raise ServiceError(f"“{raw}” is not a phone number.", field="phone") from error
+        raise ServiceError(f"“{raw}” is not a valid phone number for {region} or the country code given "
+                           f"({error.reason.lower()}).", field="phone") from error
 
 
 def clean_attributes(pairs: list[tuple[str, str]]) -> dict[str, str]:

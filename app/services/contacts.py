@@ -7,11 +7,11 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import Select, and_, exists, func, select
 
 from app.extensions import db
 from app.models import Contact, Tag, contact_tags
+from app.services import phones
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000  # beyond this the list says "10,000+" instead of counting a million rows
@@ -105,13 +105,7 @@ def _text_condition(text: str, region: str):
 
 
 def _as_e164(text: str, region: str) -> str | None:
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return phones.check_phone(text, region)[0]
 
 
 def _has_tag(tag_key: str):
