@@ -78,9 +78,10 @@ class Campaign(db.Model):
     schedule_kind: Mapped[str] = mapped_column(String(8), default="now")  # now | at | cron
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cron: Mapped[str | None] = mapped_column(String(64))
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a recurring campaign starts no run after this
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Kolkata")
     max_rate: Mapped[float | None] = mapped_column()  # messages per second for this campaign, None = sender's
-    quiet_hours_start: Mapped[str | None] = mapped_column(String(5))  # "21:00", in the campaign timezone
+    quiet_hours_start: Mapped[str | None] = mapped_column(String(5))  # "21:00", in each recipient's local time
     quiet_hours_end: Mapped[str | None] = mapped_column(String(5))
     status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.DRAFT, index=True)
     pause_reason: Mapped[str | None] = mapped_column(Text)
@@ -138,6 +139,8 @@ class Message(db.Model):
     wamid: Mapped[str | None] = mapped_column(String(128), unique=True)
     context_wamid: Mapped[str | None] = mapped_column(String(128), index=True)  # inbound reply to this wamid
     skip_reason: Mapped[str | None] = mapped_column(String(255))
+    # The recipient's timezone, copied from the contact at launch, so quiet hours need no join while sending.
+    recipient_zone: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_title: Mapped[str | None] = mapped_column(String(255))
     error_detail: Mapped[str | None] = mapped_column(Text)

@@ -59,6 +59,8 @@ class Contact(db.Model):
     wa_id: Mapped[str] = mapped_column(String(20), index=True)  # the digits WhatsApp uses as the id
     name: Mapped[str | None] = mapped_column(String(255))
     attributes: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    # IANA timezone derived from the number (country, or area code where a country has several), for quiet hours.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     opt_out_source: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
