@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models import Message, OptOutSource
 from app.services import settings, webhook_processing
 from jobs.webhooks import sweep_webhook_events
+from tests import test_dispatch_support as dispatch
 from tests import test_webhook_support as support
 from tests.test_webhook_support import at, button, inbound_body, preference_body, run_jobs, statuses_body, text
 
@@ -165,3 +166,24 @@ def test_confirmation_hitting_a_temporary_error_is_retried_later(hooks):
     assert (confirmation.status, confirmation.attempts) == ("pending", 1)
     assert confirmation.next_attempt_at is not None and _opt_out_state(hooks.app)[1] == OptOutSource.KEYWORD
     assert hooks.sends(ASHA) == []
+
+
+def test_customers_who_opted_out_any_way_are_skipped_by_the_next_campaign(hooks, make_contact):
+    keyword, stop_button, preference, subscribed = "919800000011", "919800000012", "919800000013", "919800000014"
+    for wa_id in (keyword, stop_button, preference, subscribed):
+        make_contact(f"+{wa_id}")
+    hooks.deliver(inbound_body(text(keyword, "STOP", seconds=1)), inbound_body(button(stop_button, "Stop promotions",
+                                                                                      seconds=2)),
+                  preference_body(preference, "stop", 3))
+    campaign_id = dispatch.make_campaign(hooks.app)  # to everyone, from the simulator's number
+    dispatch.launch(hooks.app, campaign_id)  # the service, then its send batches, as the Launch button does
+
+    recipients = {phone[1:]: message for phone, message in dispatch.messages(hooks.app, campaign_id).items()}
+    reason = f"Opted out of messages on {at(0).date().isoformat()}"
+    for wa_id in (keyword, stop_button, preference):
+        assert (recipients[wa_id].status, recipients[wa_id].skip_reason) == ("skipped", reason)
+        assert [send["template"] for send in hooks.sends(wa_id)] == ["text"] * (wa_id != preference)  # confirmations
+    assert recipients[subscribed].status == "sent"
+    assert [send["template"] for send in hooks.sends(subscribed)] == ["hello_world"]
+    assert support.counters(hooks.app, campaign_id) == {"targeted": 4, "skipped": 3, "sent": 1, "delivered": 0,
+                                                        "read": 0, "failed": 0, "replied": 0}

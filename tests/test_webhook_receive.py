@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
+import jobs.webhooks
 from app import create_app
 from app.config import TestConfig
 from app.extensions import db
@@ -136,3 +138,41 @@ def test_purge_processed_events_keeps_recent_and_unfinished_ones(hooks):
         db.session.commit()
         assert db.session.scalars(select(WebhookEvent.id).order_by(WebhookEvent.id)).all() == [second.id,
                                                                                               unfinished.id]
+
+
+def test_webhooks_arriving_while_a_drain_runs_queue_no_second_job(hooks, monkeypatch):
+    monkeypatch.setattr(jobs.webhooks, "DRAIN_IDLE_SECONDS", 1.0)  # as in production: linger for more webhooks
+    queue = hooks.app.extensions["queues"]["high"]
+    assert hooks.post(STOP_BODY).status_code == 200 and queue.count == 1
+    worker = threading.Thread(target=run_jobs, args=(hooks.app,))
+    worker.start()
+    support.wait_until(lambda: all(event.processed_at for event in hooks.events()))
+    assert hooks.post(support.inbound_body(support.text("919800000002", "Hi"))).status_code == 200
+    support.wait_until(lambda: all(event.processed_at for event in hooks.events()))  # by the drain already running
+    worker.join(10)
+    with hooks.app.app_context():
+        assert len(queue.finished_job_registry.get_job_ids()) == 1  # one drain job did both
+    assert len(hooks.events()) == 2 and not hooks.app.extensions["redis"].exists(jobs.webhooks.DRAIN_QUEUED)
+
+
+def test_bodies_stored_at_once_by_many_threads_each_get_their_own_row(hooks):
+    results, errors = {}, []
+
+    def post_many(thread: int) -> None:
+        try:
+            with hooks.app.app_context():
+                for number in range(25):
+                    body = f'{{"thread": {thread}, "number": {number}}}'.encode()
+                    results[body.decode()] = webhook_events.store(body)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=post_many, args=(thread,)) for thread in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    stored = {event.id: event.body for event in hooks.events()}
+    assert len(stored) == len(results) == 300
+    assert all(stored[result.event_id] == body for body, result in results.items())  # each id is its own body

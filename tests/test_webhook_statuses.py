@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Contact, HourlyMessageStats, WebhookEvent
-from app.services import webhook_processing
+from app.services import webhook_processing, webhook_templates
 from app.whatsapp.errors import classify
 from jobs.webhooks import sweep_webhook_events
 from tests import test_webhook_support as support
@@ -241,3 +241,25 @@ def test_concurrent_workers_on_overlapping_events_keep_counters_exact(hooks, mak
     assert errors == []
     assert support.counters(hooks.app, campaign_id) == {**_zero(), "targeted": 20, "sent": 20, "delivered": 20,
                                                         "read": 20}
+
+
+def test_one_event_that_fails_costs_only_itself_not_its_batch(hooks, campaign, make_contact, monkeypatch):
+    first_id, first = _sent_message(hooks.app, campaign)
+    second_id, second = _sent_message(hooks.app, (campaign[0], make_contact("+919800000002")))
+    real = webhook_templates.apply_template_events
+
+    def fail_on_poison(events, counts):  # fault injection: this one event breaks whenever it is applied
+        if any(event.name == "poison" for event in events):
+            raise RuntimeError("poisoned event")
+        real(events, counts)
+
+    monkeypatch.setattr(webhook_templates, "apply_template_events", fail_on_poison)
+    hooks.deliver(statuses_body(status(first, "delivered", 2)), support.template_body("APPROVED", "poison"),
+                  statuses_body(status(second, "read", 3)))
+    assert (support.message_row(hooks.app, first_id).status, support.message_row(hooks.app, second_id).status) == (
+        "delivered", "read")
+    good, poisoned, other = hooks.events()
+    assert good.processed_at and other.processed_at and "1 statuses applied" in other.outcome
+    assert (poisoned.processed_at, poisoned.attempts) == (None, 1)
+    assert poisoned.outcome == "error: RuntimeError: poisoned event"
+    assert support.counters(hooks.app, campaign[0])["delivered"] == 2

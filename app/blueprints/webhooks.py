@@ -3,9 +3,8 @@
 import logging
 
 from flask import Blueprint, current_app, request
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.extensions import csrf, db
+from app.extensions import csrf
 from app.services import webhook_events
 from app.whatsapp.webhook import SIGNATURE_HEADER, verify_handshake, verify_signature
 from jobs.webhooks import enqueue_process_webhook_event
@@ -40,12 +39,12 @@ def receive():
                     request.remote_addr)
         return "Invalid signature", 403, PLAIN
     try:
-        event_id = webhook_events.store(raw)
-    except SQLAlchemyError as error:
-        db.session.rollback()
-        log.error("could not store a WhatsApp webhook (%s); answered 503 so Meta retries", type(error).__name__)
+        stored = webhook_events.store(raw)
+    except webhook_events.StorageUnavailable as error:
+        log.error("could not store a WhatsApp webhook (%s); answered 503 so Meta retries", error)
         return "Storage unavailable, retry later", 503, PLAIN
-    enqueue_process_webhook_event(event_id)
+    if stored.first_in_group:
+        enqueue_process_webhook_event(stored.event_id)
     return "OK", 200, PLAIN
 
 

@@ -79,7 +79,9 @@ def _hour(at: datetime) -> datetime:
 def move(message: Message, new_status: str, at: datetime, totals: Totals | None = None) -> bool:
     """Apply one allowed transition in the session; returns False (and changes nothing) if not allowed.
 
-    `totals` collects counter changes for `add_to_counters` to write in one go.
+    `totals` collects counter changes for `add_to_counters` to write in one go. `message` may also be a plain row
+    object with the same status, campaign_id and timestamp attributes (webhook_statuses.Target): status webhooks
+    are applied in bulk without loading ORM objects, through this same table.
     """
     if not can_transition(message.status, new_status):
         return False
