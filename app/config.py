@@ -93,7 +93,7 @@ SENDING_DEFAULTS = {
     "SEND_RATE_PER_SECOND": (80.0, float),  # Meta's default throughput per phone number
     "SEND_MAX_ATTEMPTS": (5, int),
     "SEND_SETTLE_GRACE_SECONDS": (600, int),
-    "SEND_BATCH_SIZE": (500, int),
+    "SEND_BATCH_SIZE": (2000, int),  # a cap: a batch holds about 5 s of its lane's share of the rate
     "SEND_PARALLEL_BATCHES": (4, int),
     "SEND_RETRY_BASE_SECONDS": (2.0, float),
     "SEND_RETRY_MAX_SECONDS": (3600.0, float),

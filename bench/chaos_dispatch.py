@@ -9,7 +9,7 @@ event sweeper. At the end it prints one JSON line: lost (recipients not in a fin
 simulator's ledger), seconds, kills and the counts by status. The goal is lost 0 and duplicates 0.
 
     python bench/chaos_dispatch.py [--contacts 20000] [--workers 4] [--kill-every 3]
-        [--database postgresql://postgres@127.0.0.1:5432/test_h8] [--redis redis://127.0.0.1:6379/14]
+        [--database postgresql://postgres@127.0.0.1:5432/bench] [--redis redis://127.0.0.1:6379/11]
 
 It drops and recreates the public schema of --database and empties --redis, which must hold nothing or only what
 an earlier run of this script left (it is marked as ours).
@@ -41,16 +41,6 @@ FINAL = ("sent", "delivered", "read", "failed", "skipped", "cancelled")
 LOG_PATH = Path(tempfile.gettempdir()) / "bench-chaos-dispatch.log"
 HELLO = [{"type": "BODY", "text": "Welcome and congratulations!! This message demonstrates your ability to send a "
                                   "WhatsApp message notification from the Cloud API, hosted by Meta."}]
-# worker.py, except that SEND_READ_TIMEOUT_SECONDS is taken from the environment: the app's Config does not read
-# it (it is not in SENDING_DEFAULTS), and without it a slow answer would hold a send thread for 20 seconds.
-WORKER = ("import os, worker\n"
-          "make = worker.create_app\n"
-          "def create_app():\n"
-          "    app = make()\n"
-          "    app.config['SEND_READ_TIMEOUT_SECONDS'] = float(os.environ['SEND_READ_TIMEOUT_SECONDS'])\n"
-          "    return app\n"
-          "worker.create_app = create_app\n"
-          "worker.main()\n")
 
 
 def main() -> int:
@@ -84,11 +74,14 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--error-rate", type=float, default=0.10, help="share of sends answered with an error")
     parser.add_argument("--slow-rate", type=float, default=0.02, help="share of recipients answered too slowly")
     parser.add_argument("--read-timeout", type=float, default=1.0, help="the workers' SEND_READ_TIMEOUT_SECONDS")
-    parser.add_argument("--grace", type=int, default=30, help="SEND_SETTLE_GRACE_SECONDS")
+    # Longer than the worst wait for a status webhook here: a drain job killed with its worker holds the drain flag
+    # for 60 s (jobs/webhooks.py) and the webhook sweeper leaves events younger than 60 s alone. With a shorter grace
+    # the sweeper retries ambiguous sends whose webhook is merely late, and they arrive twice. Production uses 600.
+    parser.add_argument("--grace", type=int, default=150, help="SEND_SETTLE_GRACE_SECONDS")
     parser.add_argument("--rate", type=float, default=None, help="SEND_RATE_PER_SECOND (and the simulator's cap)")
     parser.add_argument("--timeout", type=float, default=1200, help="give up after this many seconds")
-    parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/test_h8")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/bench")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/11")
     return parser.parse_args()
 
 
@@ -244,11 +237,11 @@ def _run(app, args: argparse.Namespace, env: dict[str, str], sim_url: str) -> di
     seconds = time.monotonic() - started
     time.sleep(2)  # the last status webhooks on their way
     return {"contacts": args.contacts, "workers": args.workers, "kills": kills, "seconds": round(seconds, 1),
-            **_figures(app, campaign_id, sim_url)}
+            **_figures(app, campaign_id, sim_url), "load_average": [round(value, 2) for value in os.getloadavg()]}
 
 
 def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return _spawn([sys.executable, "-c", WORKER], env)
+    return _spawn([sys.executable, "worker.py"], env)  # SEND_READ_TIMEOUT_SECONDS comes from the environment
 
 
 def _wait_for_workers(app, count: int) -> None:

@@ -70,3 +70,45 @@ def test_limits_come_from_the_config_and_the_campaign(app):
         assert (effective_rate(None), effective_rate(5), effective_rate(500)) == (80, 5, 80)
         app.config.pop("SEND_RATE_PER_SECOND")
         assert effective_rate(None) == 80  # Meta's default throughput
+
+
+def test_a_block_of_slots_is_reserved_in_one_call_and_counts_in_full(app):
+    limiter = RateLimiter(app.extensions["redis"])
+    fast = Limit("broadcaster:rate:test:block", 1000)
+    block = limiter.reserve_many([fast], 20, max_wait=1)
+    assert (block.wait, block.spacing, block.count) == (0, 0.001, 20)
+    # The next caller queues behind all twenty slots: about 20 ms later.
+    assert 0.017 <= limiter.reserve([fast], max_wait=1) <= 0.021
+
+
+def test_a_block_is_spaced_at_the_slowest_limit_and_refused_whole(app):
+    limiter = RateLimiter(app.extensions["redis"])
+    limits = [Limit("broadcaster:rate:test:block-sender", 1000), Limit("broadcaster:rate:test:block-campaign", 100)]
+    block = limiter.reserve_many(limits, 5, max_wait=1)
+    assert (block.wait, block.spacing) == (0, 0.01)
+    assert 0.045 <= limiter.reserve_many(limits, 5, max_wait=1).wait <= 0.05  # both keys moved past all five
+    assert limiter.reserve_many(limits, 5, max_wait=0.05) is None  # would be 100 ms
+    assert 0.09 <= limiter.reserve(limits, max_wait=1) <= 0.1  # the refused block took no slot
+
+
+def test_blocks_from_many_clients_hold_the_shared_rate(app, redis_url):
+    limit, times, lock = Limit("broadcaster:rate:test:blocks", 400), [], threading.Lock()
+
+    def client() -> None:
+        limiter = RateLimiter(Redis.from_url(redis_url))
+        for _ in range(6):
+            block = limiter.reserve_many([limit], 10, max_wait=10)
+            start = time.monotonic() + block.wait
+            with lock:
+                times.extend(start + n * block.spacing for n in range(block.count))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    times.sort()
+    assert len(times) == 240
+    assert 380 <= (len(times) - 1) / (times[-1] - times[0]) <= 410
+    # Blocks never overlap: any 100 ms holds about 40 slots (plus the jitter of each client's Redis round trip).
+    assert max(sum(1 for t in times if start <= t < start + 0.1) for start in times) <= 44

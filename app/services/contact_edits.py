@@ -61,7 +61,7 @@ def save_contact(contact_id: int | None, phone: str, name: str, tag_text: str, a
     if clash:
         where = " (in the deleted contacts; an admin can restore it)" if clash.deleted_at else ""
         raise ServiceError(f"Another contact already has the number {e164}{where}.", field="phone")
-    contact.phone, contact.wa_id = e164, e164.lstrip("+")
+    contact.phone, contact.wa_id, contact.timezone = e164, e164.lstrip("+"), phones.time_zone(e164)
     contact.name = " ".join((name or "").split()) or None
     contact.attributes = attributes
     contact.tags = tags.ensure_tags(tags.parse_tag_list(tag_text))

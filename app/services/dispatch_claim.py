@@ -27,11 +27,12 @@ def due(now: datetime) -> ColumnElement[bool]:
     return or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now)
 
 
-def claim(campaign_id: int, limit: int, now: datetime) -> list[int]:
-    """Atomically move up to `limit` due pending messages of the campaign to sending; returns their ids."""
+def claim(campaign_id: int, limit: int, now: datetime, *criteria: ColumnElement[bool]) -> list[int]:
+    """Atomically move up to `limit` due pending messages of the campaign (that also meet `criteria`, such as being
+    outside quiet hours) to sending; returns their ids."""
     _check_counter_free(S.PENDING, S.SENDING)
     candidates = (select(Message.id)
-                  .where(Message.campaign_id == campaign_id, Message.status == S.PENDING, due(now))
+                  .where(Message.campaign_id == campaign_id, Message.status == S.PENDING, due(now), *criteria)
                   .order_by(Message.id).limit(limit))
     statement = (update(Message)
                  .where(Message.id.in_(_claimable(candidates)), Message.status == S.PENDING)

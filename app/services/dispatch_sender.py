@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 # A send that would wait longer than this for the rate limiter is left for the next batch, so a batch never
 # outlives its job even when many campaigns share one sender.
 MAX_RATE_WAIT_SECONDS = 30.0
+BLOCK_SECONDS = 0.02  # at high rates, slots are reserved this many seconds' worth at a time
+LATE_SECONDS, MAX_FORFEITS = 0.02, 5  # a send this late for its slot waits for a new one (at most 5 times)
 _HALTING = (ErrorAction.PAUSE, ErrorAction.STOP)
 
 
@@ -96,15 +99,28 @@ def send_all(plan: SendPlan, items: Sequence[SendItem], settings: WhatsAppSettin
     """Send every item at the shared rate, `settings.concurrency` at a time; a pause- or stop-class error halts
     the sends not yet made."""
     worker = _worker_for(settings)
-    limiter = RateLimiter(redis_connection())
+    pacer = _Pacer(RateLimiter(redis_connection()), plan.limits, len(items), settings.concurrency)
     halt = threading.Event()
-    futures = [worker.pool.submit(_send_one, worker.client, limiter, plan, item, halt) for item in items]
-    return [future.result() for future in futures]
+    pending = deque(items)
+    outcomes: dict[int, Outcome] = {}
+
+    def run() -> None:  # one of `concurrency` loops sharing the batch, each on its own keep-alive connection
+        while True:
+            try:
+                item = pending.popleft()
+            except IndexError:
+                return
+            outcomes[item.message_id] = _send_one(worker.client, pacer, plan, item, halt)
+
+    runners = [worker.pool.submit(run) for _ in range(min(settings.concurrency, len(items)))]
+    for runner in runners:
+        runner.result()
+    return [outcomes[item.message_id] for item in items]
 
 
-def _send_one(client: WhatsAppClient, limiter: RateLimiter, plan: SendPlan, item: SendItem,
+def _send_one(client: WhatsAppClient, pacer: _Pacer, plan: SendPlan, item: SendItem,
               halt: threading.Event) -> Outcome:
-    if halt.is_set() or not _wait_for_turn(limiter, plan.limits, halt):
+    if halt.is_set() or not _wait_for_turn(pacer, halt):
         return Outcome(item.message_id, None)
     result = client.send_template(item.to, plan.template_name, plan.language, item.components,
                                   biz_opaque_callback_data=item.callback)
@@ -114,16 +130,53 @@ def _send_one(client: WhatsAppClient, limiter: RateLimiter, plan: SendPlan, item
     return Outcome(item.message_id, result)
 
 
-def _wait_for_turn(limiter: RateLimiter, limits: list[Limit], halt: threading.Event) -> bool:
-    """Reserve a slot and sleep until it; False when there is none soon (or Redis failed): leave it for later."""
-    try:
-        wait = limiter.reserve(limits, MAX_RATE_WAIT_SECONDS)
-    except Exception:  # any Redis trouble means: do not send unpaced
-        log.exception("rate limiter unavailable; leaving the message for a later batch")
-        wait = None
-    if wait is None:
-        halt.set()
-        return False
-    if wait > 0:
-        time.sleep(wait)
+def _wait_for_turn(pacer: _Pacer, halt: threading.Event) -> bool:
+    """Take a slot and sleep until it; False when there is none soon (or Redis failed): leave it for later.
+
+    A thread that wakes well after its slot (a busy machine can stall a process for a while) gives the slot up and
+    takes a new one: sending late, right before the next slot's send, would put two sends where the rate allows
+    one, and a stall would end in a burst. After MAX_FORFEITS it sends anyway, so it never starves.
+    """
+    for forfeits in range(MAX_FORFEITS + 1):
+        try:
+            send_at = pacer.next_slot()
+        except Exception:  # any Redis trouble means: do not send unpaced
+            log.exception("rate limiter unavailable; leaving the message for a later batch")
+            send_at = None
+        if send_at is None:
+            halt.set()
+            return False
+        wait = send_at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        if time.monotonic() - send_at <= LATE_SECONDS or forfeits == MAX_FORFEITS:
+            break
     return not halt.is_set()
+
+
+class _Pacer:
+    """Hands the batch's send slots to its threads, reserving them from the shared limiter a block at a time.
+
+    A block is about BLOCK_SECONDS of the rate (one slot at ordinary rates, so the pace stays exact), never more
+    than the threads can use at once nor than the batch has left: a halted batch wastes at most one block.
+    """
+
+    def __init__(self, limiter: RateLimiter, limits: list[Limit], sends: int, concurrency: int):
+        self._limiter, self._limits, self._left = limiter, limits, sends
+        rate = min((limit.per_second for limit in limits), default=0.0)
+        self._block = max(1, min(concurrency, int(rate * BLOCK_SECONDS))) if rate else max(1, sends)
+        self._slots: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def next_slot(self) -> float | None:
+        """When (time.monotonic) to send the next message, or None when no slot is free within the longest wait."""
+        with self._lock:
+            if not self._slots:
+                reservation = self._limiter.reserve_many(self._limits, min(self._block, max(1, self._left)),
+                                                         MAX_RATE_WAIT_SECONDS)
+                if reservation is None:
+                    return None
+                first = time.monotonic() + reservation.wait
+                self._slots.extend(first + n * reservation.spacing for n in range(reservation.count))
+            self._left -= 1
+            return self._slots.popleft()

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.models import Contact, Message, MessageStatus
+from app.services import phones
 from app.whatsapp.events import InboundMessage
 
 # Messages a person did not type: never answered automatically, never read as a keyword.
@@ -55,8 +56,9 @@ def contact_for(wa_id: str, profile_name: str | None, now: datetime, create: boo
     contact = _find_contact(wa_id)
     if contact is None and create:
         db.session.execute(_insert(Contact.__table__).values(
-            phone=f"+{wa_id}", wa_id=wa_id, name=_clean_name(profile_name), attributes={}, created_at=now,
-            updated_at=now).on_conflict_do_nothing(index_elements=[Contact.phone]))
+            phone=f"+{wa_id}", wa_id=wa_id, name=_clean_name(profile_name), attributes={},
+            timezone=phones.time_zone(wa_id), created_at=now, updated_at=now,
+        ).on_conflict_do_nothing(index_elements=[Contact.phone]))
         contact = _find_contact(wa_id)
     if contact is not None and not contact.name and _clean_name(profile_name):
         contact.name = _clean_name(profile_name)

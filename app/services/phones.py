@@ -13,9 +13,11 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, ValidationResult
+from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
 DEFAULT_REGION = "IN"
 MAX_INPUT_LENGTH = 64
@@ -71,6 +73,41 @@ def check_phone(raw: Any, region: str = DEFAULT_REGION) -> tuple[str | None, str
 def wa_id(e164: str) -> str:
     """WhatsApp's id for a number: the E.164 digits without the plus."""
     return e164.removeprefix("+")
+
+
+def time_zone(e164: str) -> str | None:
+    """The IANA timezone of an E.164 number: its area's where the country has several, else its country's; or None.
+
+    This is the longest-prefix lookup of phonenumbers.timezone.time_zones_for_geographical_number, done on the digits
+    we already have because imports call it for every row. time_zones_for_number would be wrong for mobiles in
+    countries with several zones: it lists all of them, so the first would put a Moscow mobile in Asia/Almaty.
+    Where a prefix still names several zones, the first one zoneinfo knows is taken.
+    """
+    digits = e164.removeprefix("+")
+    for length in range(min(len(digits), TIMEZONE_LONGEST_PREFIX), 0, -1):
+        zones = TIMEZONE_DATA.get(digits[:length])
+        if zones is not None:
+            return _first_known_zone(zones)
+    return None
+
+
+@cache
+def known_time_zones() -> frozenset[str]:
+    """Every timezone time_zone can return."""
+    return frozenset(zone for zones in TIMEZONE_DATA.values() if (zone := _first_known_zone(zones)) is not None)
+
+
+@cache
+def _first_known_zone(zones: tuple[str, ...]) -> str | None:
+    # phonenumbers says "Etc/Unknown" for numbers it cannot place, and keeps legacy names such as Asia/Calcutta,
+    # which zoneinfo still accepts; anything zoneinfo cannot load would break quiet hours, so it counts as unknown.
+    for zone in zones:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        return zone
+    return None
 
 
 def split_phone_numbers(value: Any) -> list[Any]:

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode
@@ -40,6 +41,7 @@ from app.whatsapp.sim_webhooks import WebhookDispatcher, envelope, messages_valu
 
 Response = tuple[int, Any, list[tuple[str, str]]]
 StartResponse = Callable[..., Any]
+SEND_TIMES_KEPT = 1_000_000  # receive times of the latest accepted sends, for measuring a sender's pace
 
 
 class Simulator:
@@ -50,6 +52,7 @@ class Simulator:
         self.config = self.initial_config
         self.templates = TemplateStore()
         self.ledger = Ledger()
+        self.send_times: deque[float] = deque(maxlen=SEND_TIMES_KEPT)
         self.limiter = ThroughputLimiter()
         self.webhooks = WebhookDispatcher(lambda: self.config)
         self._wamid_prefix = secrets.token_hex(5).upper()
@@ -77,6 +80,7 @@ class Simulator:
         self.webhooks.clear()
         self.templates = TemplateStore()
         self.ledger = Ledger()
+        self.send_times = deque(maxlen=SEND_TIMES_KEPT)
         self.limiter = ThroughputLimiter()
         if not keep_config:
             self.config = self.initial_config
@@ -126,6 +130,7 @@ class Simulator:
         wamid = f"wamid.HBgM{request.wa_id}FQIAERgS{self._wamid_prefix}{next(self._counter):012X}"
         name = request.template.data["name"] if request.template else request.kind
         self.ledger.record(request.wa_id, wamid, tracker_of(request.biz_opaque_callback_data, name), name)
+        self.send_times.append(time.time())  # deque.append is atomic: no lock on the hot path
         if config.webhooks.enabled and config.webhook_url:
             self.webhooks.after_send(request, wamid, failure_code)
         return {"messaging_product": "whatsapp", "contacts": [{"input": request.to, "wa_id": request.wa_id}],
@@ -214,6 +219,8 @@ class Simulator:
 
     def _ledger(self, request: Request) -> Response:
         data = self.ledger.snapshot(detail=request.args.get("detail") in ("1", "true"))
+        if request.args.get("times") in ("1", "true"):  # when each accepted send arrived (Unix time, seconds)
+            data["times"] = list(self.send_times)
         data["webhooks"] = self.webhooks.snapshot()
         return 200, data, []
 

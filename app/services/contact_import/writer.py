@@ -21,8 +21,8 @@ from app.services import phones
 from app.services.contact_import.records import ContactRecord, Problem
 from app.services.tags import ensure_tags, tag_key
 
-_CONTACT_ARRAYS = {"phone": String(), "wa_id": String(), "name": String(), "attributes": Text(),
-                "created_at": DateTime(timezone=True), "updated_at": DateTime(timezone=True)}
+_CONTACT_ARRAYS = {"phone": String(), "wa_id": String(), "name": String(), "attributes": Text(), "timezone": String(),
+                   "created_at": DateTime(timezone=True), "updated_at": DateTime(timezone=True)}
 _PROBLEM_ARRAYS = {"import_id": Integer(), "row_number": Integer(), "column": String(), "value": String(),
                    "reason": String()}
 DELETED_REASON = "This contact was deleted, so it was left alone; an admin can restore it"
@@ -139,7 +139,7 @@ def _merge(current: Any, record: ContactRecord, now) -> dict[str, Any] | None:
 
 def _row(phone: str, name: str | None, attributes: dict[str, Any], now) -> dict[str, Any]:
     return {"phone": phone, "wa_id": phones.wa_id(phone), "name": name, "attributes": attributes,
-            "created_at": now, "updated_at": now}
+            "timezone": phones.time_zone(phone), "created_at": now, "updated_at": now}
 
 
 def _upsert(rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -153,8 +153,10 @@ def _upsert(rows: list[dict[str, Any]]) -> dict[str, int]:
         statement, parameters = sqlite.insert(Contact.__table__), rows
     statement = statement.on_conflict_do_update(
         index_elements=[Contact.phone],
+        # The timezone too: the number is the same, but a contact from before timezones (or an older
+        # phonenumbers) gets the current one.
         set_={"name": statement.excluded.name, "attributes": statement.excluded.attributes,
-              "updated_at": statement.excluded.updated_at},
+              "timezone": statement.excluded.timezone, "updated_at": statement.excluded.updated_at},
         where=Contact.deleted_at.is_(None),
     ).returning(Contact.phone, Contact.id)
     return {phone: contact_id for phone, contact_id in db.session.execute(statement, parameters)}
