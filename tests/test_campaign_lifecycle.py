@@ -248,3 +248,54 @@ def test_only_allowed_changes_happen(app, sim):
     assert campaign_row(app, campaign_id).status == C.CANCELLED
     with app.app_context():
         assert db.session.scalar(select(Message.id).where(Message.campaign_id == campaign_id)) is None
+
+
+def test_the_last_run_before_the_end_date_ends_a_recurring_campaign(app, sim, staff_client):
+    add_contacts(app, 2)
+    parent_id = make_campaign(app, name="Daily deals", schedule_kind="cron", cron="0 10 1 1 *", timezone="UTC",
+                              ends_at=datetime.now(UTC) + timedelta(days=400))
+    with app.app_context():
+        run = campaign_lifecycle.start(parent_id, None)
+        schedule_start(parent_id, run.next_at)
+    assert campaign_row(app, parent_id).status == C.SCHEDULED
+    with app.app_context():  # this start is the last one: the next (1 January) would be past the end date
+        db.session.execute(update(Campaign).where(Campaign.id == parent_id)
+                           .values(ends_at=datetime.now(UTC) + timedelta(minutes=5)))
+        db.session.commit()
+        result = launch_scheduled(parent_id)
+    run_jobs(app)
+    assert result["run_id"] is not None and result["next_at"] is None
+    parent = campaign_row(app, parent_id)
+    assert (parent.status, parent.started_at) == (C.COMPLETED, None) and parent.finished_at is not None
+    assert campaign_row(app, result["run_id"]).status == C.COMPLETED and sim.ledger()["accepted"] == 2
+    with app.app_context():
+        assert db.session.scalar(select(AuditEntry.summary).where(AuditEntry.action == "campaign.end")) == \
+            "Recurring campaign “Daily deals” reached its end date; no more runs start"
+    html = staff_client.get(f"/campaigns/{parent_id}").get_data(as_text=True)
+    assert "This recurring campaign has ended: no run starts after" in html and "Daily deals · " in html
+
+
+def test_a_start_that_comes_due_after_the_end_date_starts_nothing(app, sim):
+    add_contacts(app, 1)
+    parent_id = make_campaign(app, schedule_kind="cron", cron="0 10 * * *", timezone="UTC",
+                              ends_at=datetime.now(UTC) + timedelta(days=3))
+    with app.app_context():
+        campaign_lifecycle.start(parent_id, None)
+        db.session.execute(update(Campaign).where(Campaign.id == parent_id)
+                           .values(ends_at=datetime.now(UTC) - timedelta(minutes=1)))
+        db.session.commit()
+        assert campaign_lifecycle.overdue_or_next_start(parent_id) is not None  # the sweeper lets it end now
+        assert launch_scheduled(parent_id) == {"run_id": None, "next_at": None}
+    assert campaign_row(app, parent_id).status == C.COMPLETED
+    with app.app_context():
+        assert db.session.scalar(select(Campaign.id).where(Campaign.parent_id == parent_id)) is None
+    assert sim.ledger()["accepted"] == 0
+
+
+def test_scheduling_refuses_an_end_date_before_the_first_run(app, sim):
+    add_contacts(app, 1)
+    campaign_id = make_campaign(app, schedule_kind="cron", cron="0 10 1 1 *", timezone="UTC",
+                                ends_at=datetime.now(UTC) + timedelta(minutes=1))  # the first run is 1 January
+    with app.app_context(), pytest.raises(ServiceError, match="end date comes before the next run"):
+        campaign_lifecycle.start(campaign_id, None)
+    assert campaign_row(app, campaign_id).status == C.DRAFT

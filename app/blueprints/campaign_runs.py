@@ -10,7 +10,7 @@ from werkzeug.routing import BuildError
 
 from app.errors import render_error
 from app.extensions import db
-from app.services import campaign_lifecycle, dispatch_progress
+from app.services import campaign_lifecycle, campaign_test_send, dispatch_progress
 from app.services.errors import NotFound, ServiceError
 from jobs.campaigns import enqueue_send_batch, schedule_start, unschedule_start
 
@@ -77,6 +77,27 @@ def control(campaign_id: int, action: str):
         return render_template("campaign_runs/_progress_partial.html", view=dispatch_progress.live_view(campaign_id),
                                error=error, notice=None if error else DONE[action])
     flash(error or DONE[action], "error" if error else "success")
+    return redirect(url_for(".detail", campaign_id=campaign_id))
+
+
+@bp.post("/<int:campaign_id>/test-send")
+def test_send(campaign_id: int):
+    phone = request.form.get("test_phone", "").strip()
+    outcome, error = None, None
+    try:
+        outcome = campaign_test_send.send_test(campaign_id, phone)
+    except NotFound:
+        raise
+    except ServiceError as problem:
+        error = problem
+    if request.headers.get("HX-Request"):
+        # 200 even for a bad number: HTMX swaps only successful answers, and the fragment carries the message.
+        return render_template("campaigns/_test_send_partial.html", campaign_id=campaign_id, phone=phone,
+                               outcome=outcome, error=error)
+    if error is not None or not outcome.ok:
+        flash(error.message if error else outcome.message, "error")
+    else:
+        flash(outcome.message, "success")
     return redirect(url_for(".detail", campaign_id=campaign_id))
 
 

@@ -6,13 +6,14 @@ by endpoint name only, and only once that blueprint is registered (`has_endpoint
 
 from __future__ import annotations
 
-from zoneinfo import available_timezones
+from datetime import datetime
+from zoneinfo import ZoneInfo, available_timezones
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.errors import render_error
-from app.services import audience, campaigns, rendering, tags
+from app.services import audience, campaigns, rate_limit, rendering, schedule_form, tags
 from app.services.campaigns import ComposerErrors
 from app.services.errors import NotFound, ServiceError
 
@@ -23,6 +24,18 @@ RUN_PAGE = "campaign_runs.detail"
 @bp.app_template_global()
 def has_endpoint(name: str) -> bool:
     return name in current_app.view_functions
+
+
+@bp.app_template_filter("repeat_text")
+def repeat_text(cron: str | None) -> str | None:
+    """"Weekly on Monday at 10:00" for a schedule made with the daily or weekly shortcut, else None."""
+    return schedule_form.describe(cron)
+
+
+@bp.app_template_filter("in_zone")
+def in_zone(value: datetime | None, zone: str | None, fmt: str = "%d %b %Y, %H:%M") -> str:
+    """A UTC time as a campaign schedules it: in the campaign's own timezone, which may not be the shop's."""
+    return value.astimezone(ZoneInfo(zone or "UTC")).strftime(fmt) if value else "—"
 
 
 @bp.errorhandler(NotFound)
@@ -57,6 +70,33 @@ def edit(campaign_id: int):
     if request.method == "POST":
         return _save(campaign)
     return _composer_page(campaign, campaigns.form_values(campaign), {}, None)
+
+
+@bp.post("/<int:campaign_id>/duplicate")
+def duplicate(campaign_id: int):
+    copy = campaigns.duplicate(campaign_id, current_user.id)
+    flash(f"Copied into the new draft “{copy.name}”. Check it, then review and launch it.", "success")
+    return _go(url_for(".edit", campaign_id=copy.id))
+
+
+@bp.post("/<int:campaign_id>/delete")
+def delete(campaign_id: int):
+    try:
+        name = campaigns.delete_draft(campaign_id)
+    except NotFound:
+        raise
+    except ServiceError as error:
+        flash(error.message, "error")
+        return _go(_run_page_or_list(campaign_id))
+    flash(f"Deleted the draft “{name}”.", "success")
+    return _go(url_for(".index"))
+
+
+def _go(url: str):
+    """Redirect a form post, or an HTMX one (whose confirm dialog came first) through HX-Redirect."""
+    if request.headers.get("HX-Request"):
+        return "", 204, {"HX-Redirect": url}
+    return redirect(url)
 
 
 def _save(campaign):
@@ -102,7 +142,8 @@ def _composer_page(campaign, values, errors: dict[str, str], message: str | None
     return render_template("campaigns/form.html", campaign=campaign, values=options.values, errors=errors,
                            message=message, options=options, live=campaigns.live(options.values),
                            sources=rendering.SOURCES, operators=audience.OPERATORS,
-                           timezones=sorted(available_timezones()), run_page=RUN_PAGE)
+                           timezones=sorted(available_timezones()), weekdays=schedule_form.WEEKDAYS,
+                           rate_ceiling=rate_limit.sender_rate(), run_page=RUN_PAGE)
 
 
 def _run_page_or_list(campaign_id: int) -> str:

@@ -112,8 +112,11 @@ def _as_number(value):
     text = func.trim(value)
     if db.session.get_bind().dialect.name == "postgresql":
         return case((text.op("~")(r"^-?[0-9]+(\.[0-9]+)?$"), cast(text, Numeric)), else_=None)
-    digits = func.ltrim(text, "-")  # SQLite has no regular expressions; GLOB checks the characters instead
-    is_number = and_(digits.op("GLOB")("[0-9]*"), not_(digits.op("GLOB")("*[^0-9.]*")))
+    # SQLite has no regular expressions; GLOB checks the same shape: one optional minus, digits, and at most one
+    # dot with digits after it (so "5.", "1.2.3" and "--5" are text here too, as on PostgreSQL).
+    digits = case((text.op("GLOB")("-*"), func.substr(text, 2)), else_=text)
+    is_number = and_(digits.op("GLOB")("[0-9]*"), not_(digits.op("GLOB")("*[^0-9.]*")),
+                     not_(digits.op("GLOB")("*.*.*")), not_(digits.op("GLOB")("*.")))
     return case((is_number, cast(text, Float)), else_=None)
 
 

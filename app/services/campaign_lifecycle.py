@@ -61,16 +61,18 @@ def launch(campaign_id: int, user_id: int | None) -> Campaign:
 
 
 def materialise(campaign: Campaign, now: datetime) -> None:
-    """One INSERT … SELECT: a message per matching contact, opted-out ones skipped; then the counters."""
+    """One INSERT … SELECT: a message per matching contact, opted-out ones skipped; then the counters.
+
+    Each message keeps its recipient's timezone, so quiet hours are checked while sending without a join."""
     opted_out = Contact.opted_out_at.is_not(None)
     reason = literal("Opted out of messages on ", String) + _date_text(Contact.opted_out_at)
     rows = select(literal(campaign.id), Contact.id, literal("out"), literal("template"),
                   case((opted_out, literal(S.SKIPPED)), else_=literal(S.PENDING)),
                   case((opted_out, reason), else_=None), literal({}, JsonDocument), literal({}, JsonDocument),
-                  literal(0), literal(now, UTCDateTime), literal(now, UTCDateTime)
+                  literal(0), Contact.timezone, literal(now, UTCDateTime), literal(now, UTCDateTime)
                   ).where(audience.condition(campaign.audience or {}))
     columns = ["campaign_id", "contact_id", "direction", "message_type", "status", "skip_reason", "parameters",
-               "content", "attempts", "created_at", "updated_at"]
+               "content", "attempts", "recipient_zone", "created_at", "updated_at"]
     db.session.execute(insert(Message).from_select(columns, rows))
     counts = message_state.recount(campaign.id)
     campaign.targeted, campaign.skipped = counts["targeted"], counts["skipped"]
@@ -88,7 +90,7 @@ def schedule(campaign_id: int, user_id: int | None) -> ScheduledRun:
     campaign = _locked(campaign_id)
     if campaign.schedule_kind not in ("at", "cron"):
         raise ServiceError("This campaign is set to send now; launch it instead.")
-    problems = rendering.launch_problems(campaign)
+    problems = rendering.launch_problems(campaign) + schedule_problems(campaign, utcnow())
     if problems:
         raise ServiceError(" ".join(_sentence(problem) for problem in problems))
     first = next_start(campaign, utcnow())
@@ -112,6 +114,32 @@ def next_start(campaign: Campaign, after: datetime) -> datetime:
     return croniter(campaign.cron, local).get_next(datetime).astimezone(ZoneInfo("UTC"))
 
 
+def schedule_problems(campaign: Campaign, now: datetime) -> list[str]:
+    """Why a draft's schedule cannot start: its time has passed, or its end date comes before its next run."""
+    if campaign.schedule_kind not in ("at", "cron"):
+        return []
+    try:
+        first = next_start(campaign, now)
+    except ServiceError as error:
+        return [error.message]
+    if _past_end(campaign, first):
+        return ["The end date comes before the next run, so no run would start; choose a later end date."]
+    return []
+
+
+def next_run_before_end(campaign: Campaign, after: datetime) -> datetime | None:
+    """The next start after `after`, or None when a recurring campaign's end date comes first."""
+    try:
+        when = next_start(campaign, after)
+    except ServiceError:
+        return None
+    return None if _past_end(campaign, when) else when
+
+
+def _past_end(campaign: Campaign, when: datetime) -> bool:
+    return campaign.schedule_kind == "cron" and campaign.ends_at is not None and when > campaign.ends_at
+
+
 def overdue_or_next_start(campaign_id: int) -> datetime | None:
     """When a scheduled campaign should start, to rebuild a lost scheduler entry: a missed "at" time is now."""
     campaign = db.session.get(Campaign, campaign_id)
@@ -120,6 +148,10 @@ def overdue_or_next_start(campaign_id: int) -> datetime | None:
     now = utcnow()
     if campaign.schedule_kind == "at":
         return max(campaign.scheduled_at or now, now)
+    if campaign.ends_at is not None and next_run_before_end(campaign, now) is None:
+        # No run left before the end date, yet still scheduled: its last start was lost. A start now runs what was
+        # missed (unless the end date has passed, as a missed "at" time starts late) and marks the campaign ended.
+        return now
     try:
         return next_start(campaign, now)
     except ServiceError:
@@ -143,7 +175,10 @@ def start_scheduled(campaign_id: int) -> ScheduledRun:
 
 def _start_recurring_run(parent: Campaign) -> ScheduledRun:
     now = utcnow()
-    next_at = next_start(parent, now)
+    if _past_end(parent, now):
+        _end_recurring(parent.id)  # a start that came due after the end date (a late scheduler) starts nothing
+        return ScheduledRun(None, None)
+    next_at = next_run_before_end(parent, now)
     recent = select(Campaign.id).where(Campaign.parent_id == parent.id,
                                        Campaign.created_at > now - timedelta(seconds=RECENT_RUN_SECONDS))
     if db.session.scalar(recent.limit(1)) is not None:
@@ -153,11 +188,30 @@ def _start_recurring_run(parent: Campaign) -> ScheduledRun:
     db.session.add(run)
     db.session.commit()
     try:
-        return ScheduledRun(launch(run.id, None).id, next_at)
+        started = ScheduledRun(launch(run.id, None).id, next_at)
     except ServiceError as error:
         db.session.rollback()
         _fail_run(run.id, error.message)
-        return ScheduledRun(None, next_at)
+        started = ScheduledRun(None, next_at)
+    if next_at is None:
+        _end_recurring(parent.id)  # that was the last run before the end date
+    return started
+
+
+def _end_recurring(parent_id: int) -> None:
+    """Mark a recurring campaign whose end date has come completed; its runs keep their own statuses."""
+    parent = _locked(parent_id)
+    if parent.status != C.SCHEDULED:
+        return
+    started_at = parent.started_at
+    # The transition table reaches completed only from running; the parent itself never sends, so it passes
+    # through running within this one transaction and keeps no start time of its own.
+    campaign_state.transition(parent, C.RUNNING)
+    campaign_state.transition(parent, C.COMPLETED)
+    parent.started_at = started_at
+    audit.record("campaign.end", f"Recurring campaign “{parent.name}” reached its end date; no more runs start",
+                 target=_target(parent), actor="scheduler")
+    db.session.commit()
 
 
 def _back_to_draft(campaign_id: int, problem: str) -> None:

@@ -1,37 +1,39 @@
-"""Campaign drafts: reading the composer form, validating it, saving drafts, and the cost estimate.
+"""Campaign drafts: reading the composer form, validating it, saving, copying and deleting drafts, and the
+composer's live summary.
 
-Launching, scheduling, pausing and cancelling live in app/services/campaign_lifecycle.py. The composer works on
-raw form values (a MultiDict) both ways, so a page re-shown after an error keeps exactly what was typed.
+The schedule fields are read in schedule_form.py, cost and sending time are estimated in campaign_estimates.py;
+launching, scheduling, pausing and cancelling live in campaign_lifecycle.py. The composer works on raw form values
+(a MultiDict) both ways, so a page re-shown after an error keeps exactly what was typed.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
 
-from croniter import croniter
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, MessageTemplate, TemplateStatus
-from app.models.base import utcnow
-from app.services import audience, audit, rendering, settings, tags, template_parts
+from app.services import audience, audit, rate_limit, rendering, schedule_form, settings, tags, template_parts
 from app.services import templates as templates_service
+from app.services.campaign_estimates import Estimate, estimate
 from app.services.errors import NotFound, ServiceError
 from app.services.rendering import SOURCES, clean, template_variables
 from app.services.template_parts import MEDIA_KEY, Bubble, TemplateVariable
 
 TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
-SCHEDULE_KINDS = ("now", "at", "cron")
-MAX_RATE = 1000  # messages per second: the Cloud API's highest throughput
 MAX_VALUE = 1000  # characters in a fixed text or fallback; the whole message may have at most 1,024
-MIN_CRON_GAP = timedelta(hours=1)
+MIN_SENDING_MINUTES = 60  # quiet hours must leave at least this much sending time a day
+# What a copy takes over: the message, audience, schedule and limits; never the status, counters or history.
+DUPLICATED = ("template_id", "phone_number_id", "audience", "variables", "accept_fallbacks", "schedule_kind",
+              "scheduled_at", "cron", "ends_at", "timezone", "max_rate", "quiet_hours_start", "quiet_hours_end")
 NAME_SOURCES = {"name", "first_name", "customer_name", "full_name", "customer"}
 
 
@@ -41,16 +43,6 @@ class ComposerErrors(ServiceError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("The campaign was not saved: please correct the fields marked below.")
         self.errors = errors
-
-
-@dataclass(frozen=True)
-class Estimate:
-    eligible: int
-    category: str
-    price: float  # per message, in rupees
-    cost: float
-    tier: str  # the messaging-limit tier, e.g. "1000" or "unlimited"
-    over_tier: bool
 
 
 def list_campaigns() -> list[Campaign]:
@@ -100,6 +92,32 @@ def save_draft(campaign_id: int | None, form, user_id: int | None) -> Campaign:
     return campaign
 
 
+def duplicate(campaign_id: int, user_id: int | None) -> Campaign:
+    """A new draft with the campaign's content and settings, named “Copy of …”. Commits."""
+    source = get_campaign(campaign_id)
+    draft = Campaign(status=CampaignStatus.DRAFT, name=f"Copy of {source.name}"[:255], created_by_id=user_id,
+                     **{name: copy.deepcopy(getattr(source, name)) for name in DUPLICATED})
+    db.session.add(draft)
+    db.session.flush()
+    audit.record("campaign.duplicate", f"Copied campaign “{source.name}” into the draft “{draft.name}”",
+                 target=f"campaign:{draft.id}", details={"copied_from": source.id})
+    db.session.commit()
+    return draft
+
+
+def delete_draft(campaign_id: int) -> str:
+    """Delete a draft for good; returns its name. Sent campaigns are history and cannot be deleted. Commits."""
+    campaign = _locked(campaign_id)
+    if campaign.status != CampaignStatus.DRAFT:
+        raise ServiceError(f"Only drafts can be deleted; a {campaign.status} campaign is kept as history.")
+    # A repeating campaign taken back to draft may have runs: they stay, as campaigns of their own.
+    db.session.execute(update(Campaign).where(Campaign.parent_id == campaign.id).values(parent_id=None))
+    audit.record("campaign.delete", f"Deleted campaign draft “{campaign.name}”", target=f"campaign:{campaign.id}")
+    db.session.delete(campaign)
+    db.session.commit()
+    return campaign.name
+
+
 def draft_from_form(form) -> tuple[Campaign, dict[str, str]]:
     """An unsaved campaign built from whatever the form holds, for live counts and previews; and the errors."""
     values, errors = read_form(form)
@@ -122,7 +140,7 @@ def read_form(form, current_template_id: int | None = None) -> tuple[dict[str, A
         values["audience"], errors["audience"] = {}, error.message
     values["variables"] = _variables(template, form, errors)
     values["accept_fallbacks"] = form.get("accept_fallbacks") == "y"
-    values.update(_schedule(form, errors))
+    values.update(schedule_form.read(form, errors))
     values.update(_limits(form, errors))
     return values, errors
 
@@ -163,87 +181,64 @@ def _variable_problem(variable: TemplateVariable, source: str, value: str, fallb
     return None
 
 
-def _schedule(form, errors: dict[str, str]) -> dict[str, Any]:
-    kind = form.get("schedule_kind", "now")
-    kind = kind if kind in SCHEDULE_KINDS else "now"
-    zone = settings.get("timezone")
-    values: dict[str, Any] = {"schedule_kind": kind, "scheduled_at": None, "cron": None, "timezone": zone}
-    if kind == "at":
-        values["scheduled_at"] = _future_time(form.get("scheduled_at", ""), zone, errors)
-    elif kind == "cron":
-        values["timezone"] = _timezone(form.get("cron_timezone", "") or zone, errors)
-        values["cron"] = _cron(form.get("cron", ""), values["timezone"], errors)
-    return values
-
-
-def _future_time(raw: str, zone: str, errors: dict[str, str]) -> datetime | None:
-    try:
-        local = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        errors["scheduled_at"] = "Choose the date and time to send."
-        return None
-    when = local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
-    if when <= utcnow() + timedelta(minutes=1):
-        errors["scheduled_at"] = "That time has already passed; choose a time in the future."
-    return when
-
-
-def _timezone(raw: str, errors: dict[str, str]) -> str:
-    if raw not in available_timezones():
-        errors["cron_timezone"] = "Choose a timezone from the list, such as Asia/Kolkata."
-        return settings.get("timezone")
-    return raw
-
-
-def _cron(raw: str, zone: str, errors: dict[str, str]) -> str | None:
-    cron = " ".join(raw.split())
-    if len(cron.split(" ")) != 5 or not croniter.is_valid(cron):
-        errors["cron"] = "Enter five fields: minute hour day month weekday, e.g. “0 10 * * 1” for Mondays at 10:00."
-        return cron or None
-    first, second = next_runs(cron, zone, 2)
-    if second - first < MIN_CRON_GAP:
-        errors["cron"] = "A recurring campaign can run at most once an hour."
-    return cron
-
-
-def next_runs(cron: str, zone: str, count: int = 3) -> list[datetime]:
-    """The next times a cron expression fires, in its timezone."""
-    runs = croniter(cron, datetime.now(ZoneInfo(zone)))
-    return [runs.get_next(datetime) for _ in range(count)]
-
-
 def _limits(form, errors: dict[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {"max_rate": None}
-    raw_rate = form.get("max_rate", "").strip()
-    if raw_rate:
-        try:
-            values["max_rate"] = float(raw_rate)
-        except ValueError:
-            values["max_rate"] = -1.0
-        if not 0 < values["max_rate"] <= MAX_RATE:
-            errors["max_rate"] = f"Enter messages per second between 0.1 and {MAX_RATE:,}, or leave it empty."
-            values["max_rate"] = None
     start, end = form.get("quiet_hours_start", "").strip(), form.get("quiet_hours_end", "").strip()
-    if (start or end) and not (TIME.match(start) and TIME.match(end) and start != end):
-        errors["quiet_hours"] = "Give both quiet-hours times as HH:MM (and different), or leave both empty."
+    problem = _quiet_hours_problem(start, end)
+    if problem:
+        errors["quiet_hours"] = problem
         start = end = ""
-    values["quiet_hours_start"], values["quiet_hours_end"] = start or None, end or None
-    return values
+    return {"max_rate": _rate(form.get("max_rate", "").strip(), errors),
+            "quiet_hours_start": start or None, "quiet_hours_end": end or None}
+
+
+def _rate(raw: str, errors: dict[str, str]) -> float | None:
+    """The campaign's own speed limit; never above the sender's, which WhatsApp would refuse anyway."""
+    if not raw:
+        return None
+    ceiling = rate_limit.sender_rate()
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = -1.0
+    if not 0.1 <= rate <= ceiling:
+        errors["max_rate"] = (f"Enter messages per second between 0.1 and {ceiling:g} (your number's sending rate), "
+                              "or leave it empty.")
+        return None
+    return rate
+
+
+def _quiet_hours_problem(start: str, end: str) -> str | None:
+    if not start and not end:
+        return None
+    if not (TIME.match(start) and TIME.match(end)):
+        return "Give both quiet-hours times as HH:MM, or leave both empty to send around the clock."
+    if start == end:
+        return "Quiet hours cannot start and end at the same time; leave both empty to send around the clock."
+    quiet = (_minutes(end) - _minutes(start)) % (24 * 60)
+    if 24 * 60 - quiet < MIN_SENDING_MINUTES:
+        return "These quiet hours leave less than an hour a day for sending; make them shorter."
+    return None
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
 
 
 def form_values(campaign: Campaign | None) -> MultiDict:
     """The composer's fields for a saved campaign, or a new campaign's defaults."""
     if campaign is None:
         return MultiDict({"schedule_kind": "now", "quiet_hours_start": settings.get("quiet_hours_start"),
-                          "quiet_hours_end": settings.get("quiet_hours_end"), "audience_mode": "all"})
+                          "quiet_hours_end": settings.get("quiet_hours_end"), "audience_mode": "all",
+                          "timezone": settings.get("timezone"), "repeat": "daily", "repeat_time": "10:00",
+                          "repeat_weekday": "1"})
     fields: list[tuple[str, str]] = [
         ("name", campaign.name), ("template_id", str(campaign.template_id or "")),
-        ("schedule_kind", campaign.schedule_kind), ("cron", campaign.cron or ""),
-        ("cron_timezone", campaign.timezone), ("max_rate", _number_text(campaign.max_rate)),
+        ("max_rate", _number_text(campaign.max_rate)),
         ("quiet_hours_start", campaign.quiet_hours_start or ""), ("quiet_hours_end", campaign.quiet_hours_end or ""),
-        ("scheduled_at", _local_input(campaign.scheduled_at, campaign.timezone)),
         ("accept_fallbacks", "y" if campaign.accept_fallbacks else ""),
     ]
+    fields.extend(schedule_form.fields(campaign))
     fields.extend(_audience_fields(campaign.audience or {}))
     for key, mapping in (campaign.variables or {}).items():
         value_field = "field" if mapping.get("source") == "attribute" else "text"
@@ -266,10 +261,6 @@ def _number_text(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def _local_input(when: datetime | None, zone: str) -> str:
-    return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M") if when else ""
-
-
 def _with_suggestions(form, found: list[TemplateVariable], attribute_keys: list[str]) -> MultiDict:
     values = MultiDict(form)
     for variable in found:
@@ -288,15 +279,6 @@ def suggested_source(variable: TemplateVariable, attribute_keys: list[str]) -> t
         return "phone", ""
     matches = [key for key in attribute_keys if key.casefold() == name]
     return ("attribute", matches[0]) if matches else ("", "")
-
-
-def estimate(campaign: Campaign, eligible: int) -> Estimate:
-    """Cost of sending to every eligible recipient at the template category's price, and the tier check."""
-    category = campaign.template.category if campaign.template else "MARKETING"
-    price = float(settings.get("price_table").get(category, 0))
-    tier = str(settings.get("messaging_limit_tier"))
-    return Estimate(eligible=eligible, category=category, price=price, cost=round(eligible * price, 2), tier=tier,
-                    over_tier=tier.isdigit() and eligible > int(tier))
 
 
 @dataclass(frozen=True)
@@ -344,6 +326,7 @@ class Live:
     next_runs: list[datetime]
     labels: dict[str, str]  # variable key -> label, to name the empty ones
     blank: Bubble | None  # the template with its placeholders, when no one matches yet
+    share_link: str | None  # wa.me link carrying the first recipient's message as text
 
 
 def live(form) -> Live:
@@ -351,11 +334,21 @@ def live(form) -> Live:
     campaign, errors = draft_from_form(form)
     errors.pop("template", None)  # the launch problems explain an unusable template already
     counts = audience.summary(campaign.audience)
-    runs = next_runs(campaign.cron, campaign.timezone) if campaign.cron and "cron" not in errors else []
+    runs = _next_runs(campaign, errors)
     parts = rendering.template_parts(campaign.template) if campaign.template else None
     empty = rendering.empty_counts(campaign)
+    samples = rendering.sample_previews(campaign)
     return Live(campaign=campaign, errors=errors, summary=counts, estimate=estimate(campaign, counts.eligible),
-                samples=rendering.sample_previews(campaign), empty=empty,
-                problems=rendering.launch_problems(campaign, counts, empty), next_runs=runs,
+                samples=samples, empty=empty, problems=rendering.launch_problems(campaign, counts, empty),
+                next_runs=runs,
                 labels={variable.key: variable.label for variable in template_parts.variables(parts)} if parts else {},
-                blank=template_parts.bubble(parts) if parts else None)
+                blank=template_parts.bubble(parts) if parts else None,
+                share_link=rendering.share_link(campaign, samples[0].contact if samples else None))
+
+
+def _next_runs(campaign: Campaign, errors: dict[str, str]) -> list[datetime]:
+    """The next few runs of a repeating schedule, the end date respected."""
+    if not campaign.cron or errors.keys() & {"cron", "repeat_time", "timezone"}:
+        return []
+    runs = schedule_form.next_runs(campaign.cron, campaign.timezone)
+    return [run for run in runs if campaign.ends_at is None or run <= campaign.ends_at]

@@ -1,28 +1,42 @@
 """What the campaign page shows: launch checks, live progress from the maintained counters, and failures.
 
 The live part is polled every two seconds while a campaign sends, so it reads the campaign row's counters and
-nothing that scans messages, except the failure list, which only exists once something failed.
+nothing that scans messages, except the failure list, which only exists once something failed, and the count of
+recipients held for quiet hours, taken at most once a minute.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Message, MessageStatus
 from app.models.base import utcnow
-from app.services import audience, campaign_lifecycle, campaign_state, dispatch, message_state, rate_limit, rendering
+from app.queues import redis_connection
+from app.services import (
+    audience,
+    campaign_lifecycle,
+    campaign_review,
+    campaign_state,
+    dispatch,
+    message_state,
+    rate_limit,
+    rendering,
+    schedule_form,
+)
 from app.services.audience import AudienceSummary
 from app.services.dispatch_results import STOP_REASON_PREFIX
-from app.services.errors import ServiceError
 
 C = CampaignStatus
 LIVE = (C.RUNNING, C.SCHEDULED)  # the page polls while the campaign is in one of these
 FAILURE_GROUPS = 20
+QUIET_HOLD_CACHE_SECONDS = 120  # outlives the minute its key names
 
 
 @dataclass(frozen=True)
@@ -49,12 +63,15 @@ class RunView:
     progress: Progress
     live: bool
     failures: list[Failure] = field(default_factory=list)
-    quiet_until: datetime | None = None
+    quiet: dispatch.QuietHold | None = None  # recipients held for their quiet hours, while running
     problems: list[str] = field(default_factory=list)  # why a draft cannot launch
     audience: AudienceSummary | None = None  # the live audience, before launch
     audience_text: str = ""
     next_start: datetime | None = None
     runs: list[Campaign] = field(default_factory=list)  # a recurring campaign's runs, newest first
+    review: campaign_review.Review | None = None  # a draft's review before launch
+    repeat_text: str | None = None  # "Daily at 10:00" for a shortcut schedule
+    ended: bool = False  # a recurring campaign that reached its end date
 
 
 @dataclass(frozen=True)
@@ -68,11 +85,32 @@ def live_view(campaign_id: int) -> RunView:
     """The polled part of the page: status, controls, progress, counters, failures."""
     campaign = campaign_lifecycle.get(campaign_id)
     counters = message_state.maintained(campaign)
-    now = utcnow()
-    quiet = dispatch.quiet_hours_end(campaign, now) if campaign.status == C.RUNNING else None
+    quiet = _quiet_hold(campaign, utcnow()) if campaign.status == C.RUNNING else None
     return RunView(campaign, campaign_state.LABELS.get(campaign.status, campaign.status), counters,
                    progress(campaign, counters), campaign.status in LIVE,
                    failures(campaign.id) if counters["failed"] else [], quiet)
+
+
+def _quiet_hold(campaign: Campaign, now: datetime) -> dispatch.QuietHold | None:
+    """Recipients held for quiet hours, counted at most once a minute per campaign (in Redis): counting scans the
+    campaign's pending messages, and who is held only changes when the minute turns."""
+    if dispatch.quiet_window(campaign) is None:
+        return None
+    key = f"quiet-hold:{campaign.id}:{now:%Y%m%d%H%M}"
+    try:
+        cached = redis_connection().get(key)
+    except RedisError:
+        return dispatch.quiet_hold(campaign, now)
+    if cached is not None:
+        held, opens_at, zone = json.loads(cached)
+        return dispatch.QuietHold(held, datetime.fromisoformat(opens_at) if opens_at else None, zone)
+    hold = dispatch.quiet_hold(campaign, now)
+    try:
+        opens_at = hold.opens_at.isoformat() if hold.opens_at else None
+        redis_connection().set(key, json.dumps([hold.held, opens_at, hold.zone]), ex=QUIET_HOLD_CACHE_SECONDS)
+    except RedisError:
+        pass
+    return hold
 
 
 def page_view(campaign_id: int) -> RunView:
@@ -83,9 +121,13 @@ def page_view(campaign_id: int) -> RunView:
     if campaign.status in (C.DRAFT, C.SCHEDULED):
         view.audience = audience.summary(campaign.audience)
     if campaign.status == C.DRAFT:
-        view.problems = rendering.launch_problems(campaign)
+        view.problems = rendering.launch_problems(campaign, view.audience) + _schedule_problems(campaign)
+        view.review = campaign_review.review(campaign, view.audience)
     if campaign.status == C.SCHEDULED:
         view.next_start = _next_start(campaign)
+    if campaign.schedule_kind == "cron":
+        view.repeat_text = schedule_form.describe(campaign.cron)
+        view.ended = campaign.status == C.COMPLETED and campaign.ends_at is not None
         view.runs = list(db.session.scalars(select(Campaign).where(Campaign.parent_id == campaign.id)
                                             .order_by(Campaign.id.desc()).limit(10)))
     return view
@@ -115,10 +157,11 @@ def failures(campaign_id: int) -> list[Failure]:
 
 
 def _next_start(campaign: Campaign) -> datetime | None:
-    try:
-        return campaign_lifecycle.next_start(campaign, utcnow())
-    except ServiceError:
-        return None
+    return campaign_lifecycle.next_run_before_end(campaign, utcnow())
+
+
+def _schedule_problems(campaign: Campaign) -> list[str]:
+    return campaign_lifecycle.schedule_problems(campaign, utcnow())
 
 
 def stop_alerts() -> list[StopAlert]:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import func, or_, select, true
 
@@ -35,6 +36,7 @@ from app.whatsapp.payloads import (
     url_button,
 )
 
+SHARE_URL = "https://wa.me/?text="
 SOURCES = {"name": "Contact's name", "phone": "Phone number", "attribute": "Contact field", "literal": "Fixed text"}
 # Meta refuses parameter text with new lines, tabs or more than four spaces in a row (error 132007).
 _SPACES = re.compile(r"\s+")
@@ -91,6 +93,28 @@ def render(campaign: Campaign, contact: Contact) -> Rendered:
     values = _values(campaign, found, contact)
     return Rendered(components=_components(parts, found, values), preview=plain_text(parts, values),
                     empty=[key for key, value in values.items() if not value])
+
+
+def render_sample(campaign: Campaign, contact: Contact | None) -> Rendered:
+    """The message for a test send or a share link: as `contact` would get it (or anyone, from fallbacks and fixed
+    texts, when there is no one), with the template's example value (or the {{placeholder}} itself) wherever it
+    would still be empty, because WhatsApp refuses an empty parameter. `empty` lists the variables that took one."""
+    template = campaign.template
+    if template is None:
+        raise ValueError(f"campaign {campaign.id} has no template")
+    parts, found = _parsed(template)
+    values = _values(campaign, found, contact or Contact(attributes={}))
+    empty = [key for key, value in values.items() if not value]
+    examples = {variable.key: clean(variable.example) or "{{" + variable.name + "}}" for variable in found}
+    values = {key: value or examples[key] for key, value in values.items()}
+    return Rendered(components=_components(parts, found, values), preview=plain_text(parts, values), empty=empty)
+
+
+def share_link(campaign: Campaign, contact: Contact | None) -> str | None:
+    """A wa.me link that opens WhatsApp with the message's text (header, body, footer) ready to forward."""
+    if campaign.template is None:
+        return None
+    return SHARE_URL + quote(render_sample(campaign, contact).preview, safe="")
 
 
 def _values(campaign: Campaign, found: list[TemplateVariable], contact: Contact) -> dict[str, str]:

@@ -89,3 +89,43 @@ def test_write_a_template_with_live_preview_and_submit_it(live_server, page, sim
     expect(page.locator(".flash-success")).to_contain_text("Submitted “back_in_stock” to WhatsApp for review")
     assert sim.simulator.templates.get("back_in_stock", "en_US").data["status"] == "PENDING"
     assert page.js_errors == [], page.js_errors
+
+
+def test_repeat_weekly_with_an_end_date_and_the_errors_next_to_the_fields(live_server, page, sim, quick_user,
+                                                                          make_template, make_contact):
+    make_template()
+    make_contact("+919876543210", "Asha Verma", attributes={"order": "#1042"})
+    sign_in(page, live_server, quick_user)
+    page.goto(f"{live_server}/campaigns/new")
+    page.fill("#name", "Weekly restock")
+    page.check("input[name=schedule_kind][value=cron]")
+    expect(page.locator("#repeat_time")).to_be_visible()
+    expect(page.locator("#repeat_weekday")).to_be_hidden()  # daily by default
+    expect(page.locator("#cron")).to_be_hidden()
+    page.check("input[name=repeat][value=weekly]")
+    page.select_option("#repeat_weekday", "5")
+    page.fill("#repeat_time", "18:30")
+    expect(page.locator("#live-preview")).to_contain_text("Repeats; next runs Fri")
+    page.fill("#ends_on", "2020-01-31")
+    page.fill("#max_rate", "500")
+    page.fill("#quiet_hours_start", "09:00")
+    page.fill("#quiet_hours_end", "09:00")
+    page.click("text=Save draft")
+
+    expect(page.locator(".flash-error")).to_contain_text("The campaign was not saved")
+    expect(page.locator("#ends_on + .field-error")).to_have_text(
+        "That end date has already passed; choose a later date or leave it empty.")
+    expect(page.locator("#max_rate + .field-error")).to_contain_text("between 0.1 and 80 (your number's sending rate)")
+    expect(page.locator(".schedule-card")).to_contain_text("Quiet hours cannot start and end at the same time")
+    expect(page.locator("#repeat_weekday")).to_have_value("5")  # what was typed is kept
+    screenshot(page, "campaign-composer-schedule-errors")
+
+    page.fill("#ends_on", "2099-12-31")
+    page.fill("#max_rate", "")
+    page.fill("#quiet_hours_end", "08:00")
+    page.click("text=Save draft")
+    expect(page.locator(".flash-success")).to_contain_text("Draft “Weekly restock” saved.")
+    expect(page.locator("input[name=repeat][value=weekly]")).to_be_checked()
+    expect(page.locator("#live-preview")).to_contain_text("none after 31 Dec 2099")
+    screenshot(page, "campaign-composer-schedule")
+    assert page.js_errors == [], page.js_errors
