@@ -25,6 +25,8 @@ from itertools import count
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -133,6 +135,45 @@ def load(url: str, seconds: float, clients: int) -> dict:
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2)}
 
 
+def cpu_seconds(processes: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    """CPU time (user + system) used so far by each group of processes and their children (but the load generator's:
+    this process, whose children are the servers measured)."""
+    totals = {}
+    for name, roots in processes.items():
+        total = 0.0
+        for root in roots:
+            try:
+                family = [root] if root.pid == os.getpid() else [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for process in family:
+                try:
+                    times = process.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                total += times.user + times.system
+        totals[name] = total
+    return totals
+
+
+def postgres_processes() -> list[psutil.Process]:
+    """The PostgreSQL server's main process (its backends are its children), if it runs on this machine."""
+    names = ("postgres", "postmaster")
+    return [process for process in psutil.process_iter(["name", "ppid"]) if process.info["name"] in names
+            and psutil.Process(process.info["ppid"]).name() not in names]
+
+
+def measured_load(url: str, seconds: float, clients: int, processes: dict[str, list[psutil.Process]]) -> dict:
+    """`load`, plus the CPU each group of processes spent per accepted event meanwhile (where the 2 cores went)."""
+    groups = {**processes, "postgres": postgres_processes(), "load generator": [psutil.Process()]}
+    before = cpu_seconds(groups)
+    result = load(url, seconds, clients)
+    after = cpu_seconds(groups)
+    result["cpu_ms_per_event"] = {name: round((after[name] - before[name]) * 1000 / max(1, result["requests"]), 3)
+                                  for name in groups}
+    return result
+
+
 def serve(app_spec: str, env: dict, port: int, threads: int) -> subprocess.Popen:
     """gunicorn as the Procfile runs it (gthread, 2 workers, `threads` threads each)."""
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", app_spec, "--bind", f"127.0.0.1:{port}",
@@ -192,7 +233,7 @@ def main() -> None:
     port = free_port()
     bare, bare_url = serve("bench.webhook_ingest:bare_app", env, port, args.threads), f"http://127.0.0.1:{port}/"
     warm_up(bare_url, args.clients)
-    ceiling = load(bare_url, args.seconds, args.clients)
+    ceiling = measured_load(bare_url, args.seconds, args.clients, {"web": [psutil.Process(bare.pid)]})
     bare.terminate()
     bare.wait()
     web, url_ours = serve("wsgi:app", env, port, args.threads), f"http://127.0.0.1:{port}/webhooks/whatsapp"
@@ -200,7 +241,8 @@ def main() -> None:
                                 stderr=subprocess.DEVNULL) for _ in range(args.workers)]
     try:
         warm_up(url_ours, args.clients)
-        ours = load(url_ours, args.seconds, args.clients)
+        ours = measured_load(url_ours, args.seconds, args.clients, {
+            "web": [psutil.Process(web.pid)], "workers": [psutil.Process(worker.pid) for worker in workers]})
         busy = os.getloadavg()[0]  # 2 shared cores: say how loaded the machine was while we measured
         drained = drain_seconds(url, args.redis_url)
     finally:
@@ -213,7 +255,9 @@ def main() -> None:
                       "accepted_per_second": ours["per_second"], "p50_ms": ours["p50_ms"], "p99_ms": ours["p99_ms"],
                       "rejected": ours["failures"], "ceiling_per_second": ceiling["per_second"],
                       "ours_over_ceiling": round(ours["per_second"] / ceiling["per_second"], 2),
-                      "seconds_to_apply_all_after_load": drained, "load_average_1m": round(busy, 2)}))
+                      "seconds_to_apply_all_after_load": drained, "load_average_1m": round(busy, 2),
+                      "cpu_ms_per_event": ours["cpu_ms_per_event"],
+                      "ceiling_cpu_ms_per_event": ceiling["cpu_ms_per_event"]}))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import text
 
+import jobs.webhooks
 from app import create_app
 from app.config import TestConfig
 from app.extensions import db
@@ -111,6 +112,7 @@ def app(base_app: Flask):
         _empty_tables()
         base_app.extensions["redis"].flushdb()
         base_app.extensions["redis"].set(REDIS_CLAIM_KEY, "1")
+    jobs.webhooks._flag_seen_until = 0.0  # Redis is empty: a remembered sighting of the drain flag is void
     yield base_app
     base_app.config.clear()
     base_app.config.update(saved_config)

@@ -176,3 +176,44 @@ def test_bodies_stored_at_once_by_many_threads_each_get_their_own_row(hooks):
     stored = {event.id: event.body for event in hooks.events()}
     assert len(stored) == len(results) == 300
     assert all(stored[result.event_id] == body for body, result in results.items())  # each id is its own body
+
+
+def test_an_event_stored_on_a_recent_sighting_of_the_drain_flag_is_applied_by_that_drain(hooks, monkeypatch):
+    # The race the sighting cache must survive: a request saw the flag set (so it skips Redis), the drain frees the
+    # flag, and only then does the request's event land. The drain's last look comes after the sighting expired.
+    queue = hooks.app.extensions["queues"]["high"]
+    assert hooks.post(STOP_BODY).status_code == 200 and queue.count == 1  # sets the flag and this process's sighting
+    real_sleep, landed = jobs.webhooks.time.sleep, []
+
+    def sleep(seconds: float) -> None:
+        if seconds == jobs.webhooks.FLAG_SEEN_SECONDS and not landed:  # the drain just freed the flag
+            # A sighting from just before (however long applying the first event took here).
+            monkeypatch.setattr(jobs.webhooks, "_flag_seen_until", jobs.webhooks.time.monotonic() + seconds / 2)
+            assert jobs.webhooks.enqueue_process_webhook_event(0) is None  # trusted the sighting: asked nothing
+            landed.append(hooks.post(support.inbound_body(support.text("919800000002", "Hi"))).status_code)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(jobs.webhooks.time, "sleep", sleep)
+    run_jobs(hooks.app)
+    assert landed == [200] and queue.count == 0
+    assert [event.processed_at is not None for event in hooks.events()] == [True, True]  # both, by the one drain
+
+
+def test_a_sighting_of_the_drain_flag_expires(hooks, monkeypatch):
+    queue = hooks.app.extensions["queues"]["high"]
+    monkeypatch.setattr(jobs.webhooks, "FLAG_SEEN_SECONDS", 2.0)  # ample for two posts on a slow machine
+    assert hooks.post(STOP_BODY).status_code == 200 and queue.count == 1
+    hooks.app.extensions["redis"].delete(jobs.webhooks.DRAIN_QUEUED)  # as a drain that finished does
+    assert hooks.post(STOP_BODY).status_code == 200 and queue.count == 1  # within the sighting: not asked again
+    support.wait_until(lambda: jobs.webhooks.time.monotonic() > jobs.webhooks._flag_seen_until)
+    assert hooks.post(STOP_BODY).status_code == 200 and queue.count == 2  # after it: the flag is set anew
+
+
+def test_a_lost_database_connection_costs_one_503_then_the_writer_reconnects(hooks):
+    assert hooks.post(STOP_BODY).status_code == 200
+    with hooks.app.app_context():
+        writer = webhook_events._group_commit(db.engine)
+        writer.connection.connection.dbapi_connection.close()  # as a database restart leaves it
+    assert hooks.post(STOP_BODY).status_code == 503  # Meta retries this one
+    assert hooks.post(STOP_BODY).status_code == 200
+    assert len(hooks.events()) == 2

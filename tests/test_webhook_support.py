@@ -140,9 +140,10 @@ def hooks(app, sim_api, monkeypatch) -> Hooks:
     """The app configured for signed webhooks, sending through the in-process simulator.
 
     The drain job ends as soon as the inbox is empty: run_jobs works in bursts, and lingering for more webhooks
-    (as it does in production) would only make every test wait.
+    or for a batch to fill (as it does in production) would only make every test wait.
     """
     monkeypatch.setattr(jobs.webhooks, "DRAIN_IDLE_SECONDS", 0)
+    monkeypatch.setattr(jobs.webhooks, "DRAIN_POLL_SECONDS", 0)  # nor for a batch to fill
     app.config.update(WHATSAPP_APP_SECRET=APP_SECRET, WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN,
                       WHATSAPP_API_BASE_URL=sim_api.url, WHATSAPP_ACCESS_TOKEN=wa.ACCESS_TOKEN,
                       WHATSAPP_PHONE_NUMBER_ID=wa.PHONE_NUMBER_ID, WHATSAPP_BUSINESS_ACCOUNT_ID=wa.WABA_ID)

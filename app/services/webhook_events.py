@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from queue import SimpleQueue
 
-from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy import Connection, Engine, delete, or_, select, update
 
 from app.extensions import db
 from app.models import WebhookEvent
@@ -200,6 +200,7 @@ class _GroupCommit:
 
     def __init__(self, engine: Engine) -> None:
         self.engine, self.pid, self.queue = engine, os.getpid(), SimpleQueue()
+        self.connection: Connection | None = None
         threading.Thread(target=self._run, name="webhook-group-commit", daemon=True).start()
 
     def store(self, row: dict) -> Stored:
@@ -219,9 +220,9 @@ class _GroupCommit:
 
     def _write(self, group: list[_Waiting]) -> None:
         try:
-            with self.engine.begin() as connection:  # leaving the block commits
-                ids = connection.execute(_STORE, [waiting.row for waiting in group]).scalars().all()
+            ids = self._insert([waiting.row for waiting in group])
         except Exception as error:  # every waiting request answers 503; the thread lives on for the next group
+            self._disconnect()
             for waiting in group:
                 failure = StorageUnavailable(f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
                 failure.__cause__ = error
@@ -229,6 +230,25 @@ class _GroupCommit:
             return
         for position, (waiting, event_id) in enumerate(zip(group, ids, strict=True)):
             waiting.stored.set_result(Stored(event_id, first_in_group=position == 0))
+
+
+    def _insert(self, rows: list[dict]) -> list[int]:
+        # The writer keeps its one connection: checking one out of the pool and back in (with its reset) for every
+        # group cost more CPU than the INSERT. Autocommit makes the INSERT its own transaction, durable when it
+        # returns, in one round trip instead of three (BEGIN, INSERT, COMMIT): half the CPU and time per group.
+        if self.connection is None:
+            self.connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return list(self.connection.execute(_STORE, rows).scalars().all())
+
+    def _disconnect(self) -> None:
+        """Drop a connection that failed (the database restarted, say); the next group opens a new one."""
+        if self.connection is not None:
+            try:
+                self.connection.invalidate()
+                self.connection.close()
+            except Exception:  # it is broken already; there is nothing more to do with it
+                pass
+            self.connection = None
 
 
 _group_commits: dict[Engine, _GroupCommit] = {}
