@@ -96,6 +96,33 @@ def test_contact_opted_out_after_launch_is_skipped_at_send_time(app, sim):
     assert assert_counters_match(app, campaign_id)["skipped"] == 1
 
 
+def test_a_value_emptied_after_launch_fails_that_message_with_the_reason_and_sends_the_rest(app, sim):
+    add_contacts(app, 3)
+    template_id = make_template(app, "order_update")
+    variables = {"body.1": {"source": "attribute", "value": "city", "fallback": ""},
+                 "body.2": {"source": "literal", "value": "#1042", "fallback": ""}}
+    campaign_id = make_campaign(app, template_id, variables=variables)
+    with app.app_context():
+        for contact in db.session.scalars(db.select(Contact)):
+            contact.attributes = {"city": "Pune"}
+        db.session.commit()
+    launch(app, campaign_id, run=False)
+    with app.app_context():
+        contact = db.session.scalar(db.select(Contact).where(Contact.phone == phone(2)))
+        contact.attributes = {}  # edited between launch and send: WhatsApp would refuse an empty parameter
+        db.session.commit()
+    run_jobs(app)
+
+    rows = messages(app, campaign_id)
+    failed = rows[phone(2)]
+    assert (failed.status, failed.error_title) == (S.FAILED, dispatch_claim.RENDER_FAILED_TITLE)
+    assert failed.error_detail == "No value for body.1 for this contact, so WhatsApp would reject it."
+    assert rows[phone(1)].status == rows[phone(3)].status == S.SENT
+    assert rows[phone(1)].body.startswith("Hi Pune,")
+    assert digits(2) not in sim.ledger(detail=True)["per_recipient"]
+    assert assert_counters_match(app, campaign_id)["failed"] == 1
+
+
 def test_permanent_error_fails_the_message_with_code_title_and_explanation(app, sim):
     add_contacts(app, 3)
     sim.configure(fixed_outcomes={digits(2): {"code": 131026, "mode": "sync"}})

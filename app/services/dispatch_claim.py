@@ -7,9 +7,11 @@ UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING is atomic because SQLite h
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, false, or_, select, update
+from sqlalchemy.orm import lazyload
 
 from app.extensions import db
 from app.models import Campaign, Contact, Message, MessageStatus
@@ -92,47 +94,88 @@ def release(message_ids: list[int]) -> int:
     return released
 
 
+@dataclass(frozen=True)
+class Recipient:
+    """What rendering and the opt-out check read of a contact: read as plain columns, because loading a batch's
+    contacts as ORM objects (with their tags) and flushing its messages one by one cost more CPU than sending."""
+
+    name: str | None
+    phone: str
+    wa_id: str
+    attributes: dict | None
+    opted_out_at: datetime | None
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """A claimed message that will not be sent: skipped (`skip`) or failed to render (`detail`)."""
+
+    message_id: int
+    skip: str | None = None
+    detail: str | None = None
+
+
 def prepare(campaign: Campaign, message_ids: list[int], now: datetime) -> list[SendItem]:
     """Re-check opt-outs, render and store each claimed message; returns what to send. Commits."""
-    totals = message_state.new_totals()
-    statement = select(Message).where(Message.id.in_(message_ids)).order_by(Message.id)
-    items = [item for message in db.session.scalars(statement).unique()
-             if (item := _prepare_one(campaign, message, now, totals)) is not None]
-    message_state.add_to_counters(totals)
+    columns = [getattr(Contact, name) for name in Recipient.__dataclass_fields__]
+    rows = db.session.execute(select(Message.id, *columns).join(Contact, Contact.id == Message.contact_id)
+                              .where(Message.id.in_(message_ids)).order_by(Message.id))
+    items, rendered, problems = [], [], []
+    for message_id, *fields in rows:
+        outcome = _prepare_one(campaign, message_id, Recipient(*fields))
+        if isinstance(outcome, _Problem):
+            problems.append(outcome)
+        else:
+            item, preview = outcome
+            items.append(item)
+            rendered.append({"id": message_id, "parameters": {"components": item.components}, "body": preview,
+                             "updated_at": now})
+    if rendered:
+        db.session.execute(update(Message), rendered)  # ORM bulk UPDATE by primary key: one executemany
+    if problems:
+        _record_problems(problems, now)
     db.session.commit()
     return items
 
 
-def _prepare_one(campaign: Campaign, message: Message, now: datetime, totals) -> SendItem | None:
-    contact = message.contact
-    reason = skip_reason(contact)
+def _prepare_one(campaign: Campaign, message_id: int, recipient: Recipient) -> tuple[SendItem, str] | _Problem:
+    reason = skip_reason(recipient)
     if reason:
-        message_state.move(message, S.PENDING, now, totals)  # the table allows skipping only from pending
-        message_state.move(message, S.SKIPPED, now, totals)
-        message.skip_reason, message.claimed_at = reason, None
-        return None
+        return _Problem(message_id, skip=reason)
     try:
-        rendered = rendering.render(campaign, contact)
+        rendered = rendering.render(campaign, recipient)
     except (ServiceError, ValueError) as error:
-        return _fail(message, now, totals, str(error))
+        return _Problem(message_id, detail=str(error))
     if rendered.empty and not campaign.accept_fallbacks:  # staff may accept empty values; otherwise Meta rejects
         names = ", ".join(rendered.empty)
-        return _fail(message, now, totals, f"No value for {names} for this contact, so WhatsApp would reject it.")
-    message.parameters = {"components": rendered.components}
-    message.body = rendered.preview
-    return SendItem(message.id, contact.wa_id, rendered.components, f"c{campaign.id}:{message.id}")
+        return _Problem(message_id, detail=f"No value for {names} for this contact, so WhatsApp would reject it.")
+    item = SendItem(message_id, recipient.wa_id, rendered.components, f"c{campaign.id}:{message_id}")
+    return item, rendered.preview
 
 
-def skip_reason(contact: Contact) -> str | None:
+def _record_problems(problems: list[_Problem], now: datetime) -> None:
+    """Skip or fail the few messages that will not go out, through the transition table and the counters."""
+    totals = message_state.new_totals()
+    messages = {message.id: message for message in db.session.scalars(
+        select(Message).where(Message.id.in_([problem.message_id for problem in problems]))
+        .options(lazyload(Message.contact)))}
+    for problem in problems:
+        message = messages[problem.message_id]
+        if problem.skip:
+            message_state.move(message, S.PENDING, now, totals)  # the table allows skipping only from pending
+            message_state.move(message, S.SKIPPED, now, totals)
+            message.skip_reason, message.claimed_at = problem.skip, None
+        else:
+            message_state.move(message, S.FAILED, now, totals)
+            message.error_code, message.error_title, message.error_detail = None, RENDER_FAILED_TITLE, problem.detail
+    message_state.add_to_counters(totals)
+
+
+def skip_reason(contact: Contact | Recipient) -> str | None:
     """Why this contact must not get the message now, if it must not."""
     if contact.opted_out_at is not None:
         return f"Opted out of messages on {contact.opted_out_at:%Y-%m-%d}"
     if contact.deleted_at is not None:
         return "Contact was deleted before the message was sent"
-    return None
-
-
-def _fail(message: Message, now: datetime, totals, detail: str) -> None:
-    message_state.move(message, S.FAILED, now, totals)
-    message.error_code, message.error_title, message.error_detail = None, RENDER_FAILED_TITLE, detail
     return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from sqlalchemy import func, or_, select, true
@@ -84,7 +84,15 @@ def _parsed(template: MessageTemplate) -> tuple[TemplateParts, list[TemplateVari
     return found
 
 
-def render(campaign: Campaign, contact: Contact) -> Rendered:
+class ContactFields(Protocol):
+    """What rendering reads of a contact: a Contact, or the plain columns dispatch reads for a whole batch."""
+
+    name: str | None
+    phone: str
+    attributes: dict | None
+
+
+def render(campaign: Campaign, contact: ContactFields) -> Rendered:
     """The send components and readable text for one contact; no queries."""
     template = campaign.template
     if template is None:
@@ -117,12 +125,12 @@ def share_link(campaign: Campaign, contact: Contact | None) -> str | None:
     return SHARE_URL + quote(render_sample(campaign, contact).preview, safe="")
 
 
-def _values(campaign: Campaign, found: list[TemplateVariable], contact: Contact) -> dict[str, str]:
+def _values(campaign: Campaign, found: list[TemplateVariable], contact: ContactFields) -> dict[str, str]:
     mapping = campaign.variables or {}
     return {variable.key: value_for(mapping.get(variable.key), contact) for variable in found}
 
 
-def value_for(mapping: Mapping[str, Any] | None, contact: Contact) -> str:
+def value_for(mapping: Mapping[str, Any] | None, contact: ContactFields) -> str:
     """One variable's value for a contact: its source, else the fallback, else ""."""
     if not mapping:
         return ""
