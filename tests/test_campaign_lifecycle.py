@@ -8,10 +8,11 @@ import pytest
 from rq_scheduler import Scheduler
 from sqlalchemy import event, select, update
 
+import jobs.campaigns
 from app.extensions import db
 from app.models import AuditEntry, Campaign, CampaignStatus, Message, MessageStatus
 from app.queues import DEFAULT
-from app.services import campaign_lifecycle
+from app.services import campaign_lifecycle, dispatch
 from app.services.errors import ServiceError
 from jobs.campaigns import enqueue_send_batch, launch_scheduled, schedule_start, send_batch, unschedule_start
 from tests import test_dispatch_support as support
@@ -191,7 +192,7 @@ def test_pause_and_resume_take_effect_within_one_batch(app, sim):
     campaign_id = make_campaign(app)
     launch(app, campaign_id, run=False)
     with app.app_context():
-        send_batch(campaign_id)  # one batch goes out …
+        dispatch.send_batch(campaign_id)  # one batch goes out …
         campaign_lifecycle.pause(campaign_id, user_id=None)
     run_jobs(app)  # … and the next batches find the campaign paused
     assert sim.ledger()["accepted"] == 10 and statuses(app, campaign_id) == {S.SENT: 10, S.PENDING: 20}
@@ -207,6 +208,23 @@ def test_pause_and_resume_take_effect_within_one_batch(app, sim):
     with app.app_context():
         actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
     assert actions == ["campaign.launch", "campaign.pause", "campaign.resume"]
+
+
+def test_a_batch_job_goes_on_with_its_lane_while_batches_are_due_then_queues_the_rest(app, sim, monkeypatch):
+    app.config.update(SEND_PARALLEL_BATCHES=1)
+    add_contacts(app, 30)  # three batches of 10
+    campaign_id = make_campaign(app)
+    launch(app, campaign_id, run=False)
+    queue = app.extensions["queues"][DEFAULT]
+    with app.app_context():
+        queue.empty()
+        monkeypatch.setattr(jobs.campaigns, "LANE_BUDGET_SECONDS", 0)  # spent after one batch
+        assert send_batch(campaign_id)["batches"] == 1 and queue.count == 1  # the lane's next batch is queued
+        queue.empty()
+        monkeypatch.setattr(jobs.campaigns, "LANE_BUDGET_SECONDS", 30)
+        assert send_batch(campaign_id)["batches"] == 2 and queue.count == 0  # the other two, in this job
+    assert campaign_row(app, campaign_id).status == C.COMPLETED
+    assert sim.ledger()["accepted"] == 30 and sim.ledger()["duplicates"] == 0
 
 
 def test_cancel_while_a_batch_is_in_flight_stops_after_that_batch(app, sim):

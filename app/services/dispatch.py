@@ -27,7 +27,8 @@ from app.models import Campaign, CampaignStatus, Message, MessageStatus, Templat
 from app.models.base import utcnow
 from app.queues import redis_connection
 from app.services import campaign_state, dispatch_claim, dispatch_results, phones, rate_limit
-from app.services.dispatch_sender import SendPlan, send_all, whatsapp_settings
+from app.services.dispatch_sender import Outcome, SendItem, SendPlan, send_all, whatsapp_settings
+from app.whatsapp.settings import WhatsAppSettings
 
 S, C = MessageStatus, CampaignStatus
 NOW, LATER, IDLE = "now", "later", "idle"
@@ -71,8 +72,29 @@ class QuietHold:
         return self.opens_at.astimezone(ZoneInfo(self.zone)) if self.opens_at and self.zone else None
 
 
+@dataclass(frozen=True)
+class ReadyBatch:
+    """A claimed and rendered batch, ready to send; the session is released, so nothing holds a connection."""
+
+    campaign_id: int
+    plan: SendPlan
+    ids: list[int]  # every claimed message, including those skipped or failed while rendering
+    items: list[SendItem]
+    settings: WhatsAppSettings
+
+
 def send_batch(campaign_id: int) -> BatchReport:
     """Claim, render, send and record one batch of a running campaign, then say when the next one is due."""
+    ready = ready_batch(campaign_id)
+    if isinstance(ready, BatchReport):
+        return ready
+    sent = finish_batch(ready, send_all(ready.plan, ready.items, ready.settings))
+    report = next_step(campaign_id)
+    return BatchReport(campaign_id, len(ready.ids), sent, report.next_step, report.delay)
+
+
+def ready_batch(campaign_id: int) -> ReadyBatch | BatchReport:
+    """Claim and render the campaign's next batch; or, when there is none to send now, what to do instead."""
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or campaign.status != C.RUNNING:
         return BatchReport(campaign_id)
@@ -82,13 +104,8 @@ def send_batch(campaign_id: int) -> BatchReport:
         return waiting
     plan, size = send_plan(campaign), batch_size(campaign)
     ids = dispatch_claim.claim(campaign_id, size, now, *sendable(quiet_now(campaign, now)))
-    sent = _send_claimed(campaign, plan, ids, now) if ids else 0  # `campaign` is detached after this
-    report = next_step(campaign_id)
-    return BatchReport(campaign_id, len(ids), sent, report.next_step, report.delay)
-
-
-def _send_claimed(campaign: Campaign, plan: SendPlan, ids: list[int], now: datetime) -> int:
-    campaign_id = campaign.id
+    if not ids:
+        return next_step(campaign_id)
     try:
         items = dispatch_claim.prepare(campaign, ids, now)
     except Exception:
@@ -97,9 +114,25 @@ def _send_claimed(campaign: Campaign, plan: SendPlan, ids: list[int], now: datet
         raise
     settings = whatsapp_settings(plan.phone_number_id)
     db.session.remove()  # no connection is held while we wait on the rate limiter and on WhatsApp
-    outcomes = send_all(plan, items, settings)
-    dispatch_results.record(campaign_id, outcomes, utcnow())
+    return ReadyBatch(campaign_id, plan, ids, items, settings)
+
+
+def finish_batch(ready: ReadyBatch, outcomes: list[Outcome]) -> int:
+    """Record a sent batch's outcomes with the counters; returns how many WhatsApp accepted."""
+    dispatch_results.record(ready.campaign_id, outcomes, utcnow())
     return sum(1 for outcome in outcomes if outcome.result is not None and outcome.result.ok)
+
+
+def give_back(ready: ReadyBatch) -> None:
+    """A ready batch that will not be sent: its messages go back to pending, or are cancelled with the campaign."""
+    finish_batch(ready, [Outcome(message_id, None) for message_id in ready.ids])
+
+
+def still_running(campaign_id: int) -> bool:
+    """Whether the campaign is running now, read fresh (a pause or cancel may have come from another process)."""
+    status = db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    db.session.rollback()  # end the read: nothing may stay open while the next sends go out
+    return status == C.RUNNING
 
 
 def _not_now(campaign: Campaign, now: datetime) -> BatchReport | None:

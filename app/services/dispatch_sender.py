@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +98,23 @@ def _worker_for(settings: WhatsAppSettings) -> _Worker:
 def send_all(plan: SendPlan, items: Sequence[SendItem], settings: WhatsAppSettings) -> list[Outcome]:
     """Send every item at the shared rate, `settings.concurrency` at a time; a pause- or stop-class error halts
     the sends not yet made."""
+    return start_all(plan, items, settings).result()
+
+
+class Sending:
+    """A batch's sends in flight on the process's pool; `result()` waits for them and gives every item's outcome."""
+
+    def __init__(self, runners: list[Future], items: Sequence[SendItem], outcomes: dict[int, Outcome]):
+        self._runners, self._items, self._outcomes = runners, items, outcomes
+
+    def result(self) -> list[Outcome]:
+        for runner in self._runners:
+            runner.result()
+        return [self._outcomes[item.message_id] for item in self._items]
+
+
+def start_all(plan: SendPlan, items: Sequence[SendItem], settings: WhatsAppSettings) -> Sending:
+    """Start sending every item as send_all does, without waiting: the caller can do other work meanwhile."""
     worker = _worker_for(settings)
     pacer = _Pacer(RateLimiter(redis_connection()), plan.limits, len(items), settings.concurrency)
     halt = threading.Event()
@@ -112,10 +129,7 @@ def send_all(plan: SendPlan, items: Sequence[SendItem], settings: WhatsAppSettin
                 return
             outcomes[item.message_id] = _send_one(worker.client, pacer, plan, item, halt)
 
-    runners = [worker.pool.submit(run) for _ in range(min(settings.concurrency, len(items)))]
-    for runner in runners:
-        runner.result()
-    return [outcomes[item.message_id] for item in items]
+    return Sending([worker.pool.submit(run) for _ in range(min(settings.concurrency, len(items)))], items, outcomes)
 
 
 def _send_one(client: WhatsAppClient, pacer: _Pacer, plan: SendPlan, item: SendItem,
