@@ -1,9 +1,11 @@
 """The campaign page: the whole page for a visit, the live fragment for HTMX, launch checks, and the controls."""
 
 import re
+import time
 from datetime import UTC, datetime
 
 from app.models import CampaignStatus, MessageStatus
+from app.services import dispatch, send_rate
 from tests import test_dispatch_support as support
 from tests.conftest import csrf_token_from, run_jobs
 from tests.test_dispatch_support import (
@@ -78,6 +80,29 @@ def test_the_live_fragment_polls_while_sending_and_stops_when_done(app, sim, sta
     page = staff_client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
     assert "Frozen at launch: 4 contacts" in page and 'style="' not in page  # the CSP forbids inline styles
     assert_counters_match(app, campaign_id)
+
+
+def test_the_current_send_rate_comes_from_samples_of_the_counters_over_the_last_seconds(app):
+    with app.app_context():
+        assert send_rate.sample(7, attempted=0, now=1000.0) is None  # a first look says nothing yet
+        assert send_rate.sample(7, attempted=10, now=1001.0) is None  # too soon after it to tell
+        assert send_rate.sample(7, attempted=400, now=1005.0) == 80.0  # 400 in the 5 s since the first sample
+        assert send_rate.sample(7, attempted=1600, now=1025.0) == 60.0  # from 1005: older samples are dropped
+        assert send_rate.sample(8, attempted=5, now=1025.0) is None  # each campaign has its own
+
+
+def test_the_live_fragment_shows_the_measured_rate_and_the_time_left_at_it(app, sim, staff_client, monkeypatch):
+    add_contacts(app, 30)
+    campaign_id = make_campaign(app)
+    launch(app, campaign_id, run=False)
+    looked_at = time.time()
+    with app.app_context():
+        send_rate.sample(campaign_id, attempted=0, now=looked_at)  # a look before any send
+        dispatch.send_batch(campaign_id)  # 10 go out
+    monkeypatch.setattr(send_rate, "clock", lambda: looked_at + 8)  # the next look, 8 s later
+    fragment = staff_client.get(f"/campaigns/{campaign_id}", headers=HTMX).get_data(as_text=True)
+    text = " ".join(re.sub(r"<[^>]+>", " ", fragment).split())
+    assert "10 of 30 done · 1.2 messages a second now · less than a minute left" in text, text[:300]
 
 
 def test_pause_resume_and_cancel_buttons_swap_the_fragment(app, sim, staff_client):

@@ -29,6 +29,7 @@ from app.services import (
     rate_limit,
     rendering,
     schedule_form,
+    send_rate,
 )
 from app.services.audience import AudienceSummary
 from app.services.dispatch_results import STOP_REASON_PREFIX
@@ -52,7 +53,8 @@ class Progress:
     percent: int
     processed: int  # sent, failed or skipped
     remaining: int  # not yet sent (pending, sending, or cancelled when the campaign was)
-    seconds_left: int | None  # at the campaign's rate, while it sends
+    seconds_left: int | None  # at the measured rate (or the campaign's configured one), while it sends
+    rate: float | None = None  # messages a second over the last few seconds, while it sends
 
 
 @dataclass
@@ -85,9 +87,11 @@ def live_view(campaign_id: int) -> RunView:
     """The polled part of the page: status, controls, progress, counters, failures."""
     campaign = campaign_lifecycle.get(campaign_id)
     counters = message_state.maintained(campaign)
-    quiet = _quiet_hold(campaign, utcnow()) if campaign.status == C.RUNNING else None
+    running = campaign.status == C.RUNNING
+    quiet = _quiet_hold(campaign, utcnow()) if running else None
+    rate = send_rate.sample(campaign.id, counters["sent"] + counters["failed"]) if running else None
     return RunView(campaign, campaign_state.LABELS.get(campaign.status, campaign.status), counters,
-                   progress(campaign, counters), campaign.status in LIVE,
+                   progress(campaign, counters, rate), campaign.status in LIVE,
                    failures(campaign.id) if counters["failed"] else [], quiet)
 
 
@@ -133,7 +137,8 @@ def page_view(campaign_id: int) -> RunView:
     return view
 
 
-def progress(campaign: Campaign, counters: dict[str, int]) -> Progress:
+def progress(campaign: Campaign, counters: dict[str, int], rate: float | None = None) -> Progress:
+    """How far the campaign is; `rate` is its measured send rate, which the time left goes by when it has one."""
     targeted = counters["targeted"]
     processed = min(targeted, counters["sent"] + counters["failed"] + counters["skipped"])
     finished = campaign.status == C.COMPLETED
@@ -141,8 +146,9 @@ def progress(campaign: Campaign, counters: dict[str, int]) -> Progress:
     remaining = targeted - processed
     seconds = None
     if campaign.status == C.RUNNING and remaining:
-        seconds = math.ceil(remaining / rate_limit.effective_rate(campaign.max_rate))
-    return Progress(percent, processed, remaining, seconds)
+        pace = rate if rate else rate_limit.effective_rate(campaign.max_rate)
+        seconds = math.ceil(remaining / pace)
+    return Progress(percent, processed, remaining, seconds, rate)
 
 
 def failures(campaign_id: int) -> list[Failure]:
