@@ -97,11 +97,20 @@ def known_time_zones() -> frozenset[str]:
     return frozenset(zone for zones in TIMEZONE_DATA.values() if (zone := _first_known_zone(zones)) is not None)
 
 
+# phonenumbers still uses these old names; people look for the current ones (an Indian shop for Asia/Kolkata).
+CURRENT_ZONE_NAMES = {
+    "Africa/Asmera": "Africa/Asmara", "America/Buenos_Aires": "America/Argentina/Buenos_Aires",
+    "America/Godthab": "America/Nuuk", "Asia/Calcutta": "Asia/Kolkata", "Asia/Choibalsan": "Asia/Ulaanbaatar",
+    "Asia/Katmandu": "Asia/Kathmandu", "Asia/Rangoon": "Asia/Yangon", "Atlantic/Faeroe": "Atlantic/Faroe",
+    "Pacific/Enderbury": "Pacific/Kanton", "Pacific/Ponape": "Pacific/Pohnpei", "Pacific/Truk": "Pacific/Chuuk",
+}
+
+
 @cache
 def _first_known_zone(zones: tuple[str, ...]) -> str | None:
-    # phonenumbers says "Etc/Unknown" for numbers it cannot place, and keeps legacy names such as Asia/Calcutta,
-    # which zoneinfo still accepts; anything zoneinfo cannot load would break quiet hours, so it counts as unknown.
-    for zone in zones:
+    # phonenumbers says "Etc/Unknown" for numbers it cannot place; anything zoneinfo cannot load would break quiet
+    # hours, so it counts as unknown.
+    for zone in (CURRENT_ZONE_NAMES.get(zone, zone) for zone in zones):
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -43,12 +43,21 @@ def _backfill_contact_timezones():
         last_id = rows[-1].id
 
 
+CURRENT_ZONE_NAMES = {
+    "Africa/Asmera": "Africa/Asmara", "America/Buenos_Aires": "America/Argentina/Buenos_Aires",
+    "America/Godthab": "America/Nuuk", "Asia/Calcutta": "Asia/Kolkata", "Asia/Choibalsan": "Asia/Ulaanbaatar",
+    "Asia/Katmandu": "Asia/Kathmandu", "Asia/Rangoon": "Asia/Yangon", "Atlantic/Faeroe": "Atlantic/Faroe",
+    "Pacific/Enderbury": "Pacific/Kanton", "Pacific/Ponape": "Pacific/Pohnpei", "Pacific/Truk": "Pacific/Chuuk",
+}
+
+
 def _time_zone(phone):
     digits = phone.removeprefix("+")
     for length in range(min(len(digits), TIMEZONE_LONGEST_PREFIX), 0, -1):
         zones = TIMEZONE_DATA.get(digits[:length])
         if zones is not None:
-            return next((zone for zone in zones if _loads(zone)), None)
+            current = (CURRENT_ZONE_NAMES.get(zone, zone) for zone in zones)
+            return next((zone for zone in current if _loads(zone)), None)
     return None
 
 
