@@ -85,6 +85,20 @@ def test_save_draft_stores_audience_variables_and_schedule(app, staff_client, ma
     assert response.headers["Location"].endswith(f"/campaigns/{campaign.id}/edit")
 
 
+def test_a_field_typed_in_another_case_is_saved_as_contacts_spell_it(app, staff_client, make_template, make_contact):
+    make_contact("+919876543210", "Asha Verma", tags=["VIP"], attributes={"City": "Pune", "order": "A1"})  # imported
+    template_id = make_template()
+    response = _post(staff_client, "/campaigns/new", _form(template_id, **{"var-body.3-field": "city"},
+                                                             rule_key="CITY", rule_op="equals", rule_value="Pune"))
+    assert response.status_code == 302
+    with app.app_context():
+        campaign = db.session.scalars(db.select(Campaign)).one()
+        assert campaign.variables["body.3"]["value"] == "City"
+        assert campaign.audience["attributes"] == [{"key": "City", "op": "equals", "value": "Pune"}]
+    preview = staff_client.get("/campaigns/preview", query_string=_form(template_id, **{"var-body.3-field": "city"}))
+    assert "Pune" in preview.get_data(as_text=True) and "your city" not in preview.get_data(as_text=True)
+
+
 def test_edit_page_shows_saved_values_and_updates(app, staff_client, make_template, shop):
     template_id = make_template()
     _post(staff_client, "/campaigns/new", _form(template_id))

@@ -127,8 +127,9 @@ def from_form(form) -> dict[str, Any]:
     tags = _tag_keys(form.getlist("tags"))
     audience: dict[str, Any] = {"tags_all" if form.get("tags_match") == "all" else "tags_any": tags,
                                 "exclude_tags": _tag_keys(form.getlist("exclude_tags"))}
-    rules = [_rule(key, op, value) for key, op, value in
-             zip(form.getlist("rule_key"), form.getlist("rule_op"), form.getlist("rule_value"), strict=False)
+    typed = list(zip(form.getlist("rule_key"), form.getlist("rule_op"), form.getlist("rule_value"), strict=False))
+    known = known_attribute_keys() if any((key or "").strip() for key, _, _ in typed) else []
+    rules = [_rule(as_spelled_on_contacts(" ".join(key.split()), known), op, value) for key, op, value in typed
              if (key or "").strip()]
     if len(rules) > MAX_RULES:
         raise ServiceError(f"Use at most {MAX_RULES} field conditions.", field="audience")
@@ -162,6 +163,14 @@ def describe(audience: Mapping[str, Any] | None, tag_names: Mapping[str, str] | 
     for rule in audience.get("attributes") or []:
         parts.append(f"{rule['key']} {OPERATORS.get(rule['op'], rule['op'])} {rule.get('value', '')}".strip())
     return " · ".join(parts) if parts else "All contacts"
+
+
+def as_spelled_on_contacts(key: str, known: list[str]) -> str:
+    """A typed field name in the spelling contacts use when only its case differs ("city" for an imported "City"):
+    fields are matched exactly, and a near miss would silently fall back for every recipient."""
+    if key in known:
+        return key
+    return next((spelled for spelled in known if spelled.casefold() == key.casefold()), key)
 
 
 def known_attribute_keys(extra: list[str] | None = None) -> list[str]:

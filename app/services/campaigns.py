@@ -156,12 +156,16 @@ def _template(raw: str, current_id: int | None, errors: dict[str, str]) -> Messa
 
 def _variables(template: MessageTemplate | None, form, errors: dict[str, str]) -> dict[str, dict[str, str]]:
     mapping: dict[str, dict[str, str]] = {}
+    known: list[str] | None = None
     for variable in template_variables(template) if template else []:
         field = f"var-{variable.key}"
         source = form.get(f"{field}-source", "")
         if source not in SOURCES:
             continue
         value = clean(form.get(f"{field}-field" if source == "attribute" else f"{field}-text", ""))
+        if source == "attribute" and value:
+            known = audience.known_attribute_keys() if known is None else known
+            value = audience.as_spelled_on_contacts(value, known)
         fallback = clean(form.get(f"{field}-fallback", ""))
         problem = _variable_problem(variable, source, value, fallback)
         if problem:
