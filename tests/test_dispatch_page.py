@@ -47,6 +47,13 @@ def test_a_draft_page_shows_the_audience_and_launches_from_its_button(app, sim, 
     assert campaign_row(app, campaign_id).status == C.COMPLETED and sim.ledger()["accepted"] == 3
 
 
+def test_the_page_names_the_audience_s_tags_as_staff_wrote_them(app, sim, staff_client, make_contact):
+    make_contact("+919800000001", "Asha", tags=["VIP Mumbai"])
+    campaign_id = make_campaign(app, audience={"tags_any": ["vip mumbai"]})
+    page = staff_client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert "Tagged VIP Mumbai" in page
+
+
 def test_launch_problems_are_shown_and_the_button_is_disabled(app, sim, staff_client):
     template_id = make_template(app, "order_update")  # its two variables are not mapped
     campaign_id = make_campaign(app, template_id)

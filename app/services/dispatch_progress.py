@@ -30,6 +30,7 @@ from app.services import (
     rendering,
     schedule_form,
     send_rate,
+    tags,
 )
 from app.services.audience import AudienceSummary
 from app.services.dispatch_results import STOP_REASON_PREFIX
@@ -121,7 +122,7 @@ def page_view(campaign_id: int) -> RunView:
     """The whole page: the live part plus the summary, the launch checks and a recurring campaign's runs."""
     view = live_view(campaign_id)
     campaign = view.campaign
-    view.audience_text = audience.describe(campaign.audience)
+    view.audience_text = audience.describe(campaign.audience, {tag.key: tag.name for tag in tags.all_tags()})
     if campaign.status in (C.DRAFT, C.SCHEDULED):
         view.audience = audience.summary(campaign.audience)
     if campaign.status == C.DRAFT:
