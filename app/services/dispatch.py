@@ -33,7 +33,7 @@ from app.whatsapp.settings import WhatsAppSettings
 S, C = MessageStatus, CampaignStatus
 NOW, LATER, IDLE = "now", "later", "idle"
 BATCH_SECONDS = 5  # a batch holds about this many seconds of its lane's share of the rate
-MIN_BATCH, DEFAULT_BATCH_SIZE, DEFAULT_PARALLEL_BATCHES = 10, 500, 4
+MIN_BATCH, DEFAULT_BATCH_SIZE, DEFAULT_PARALLEL_BATCHES = 10, 2000, 4
 HELD_UNTIL_KEY = "quiet-held-until:{}"
 # Once a batch found only recipients in quiet hours, batches queued meanwhile (the sweeper queues one a minute while
 # pending messages exist) wait without scanning the held messages again, for at most this long; so a message the
