@@ -45,8 +45,7 @@ def review(campaign: Campaign, summary: AudienceSummary | None = None) -> Review
 
 def skip_reasons(summary: AudienceSummary) -> list[SkipReason]:
     """Why matching contacts will not get it, as launch records them (deleted contacts never match at all)."""
-    reasons = [SkipReason("opted out of messages", summary.opted_out)]
-    return sorted((reason for reason in reasons if reason.count), key=lambda reason: -reason.count)
+    return [SkipReason("opted out of messages", summary.opted_out)] if summary.opted_out else []
 
 
 def _blank(campaign: Campaign) -> Bubble | None:

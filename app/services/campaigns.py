@@ -27,7 +27,6 @@ from app.services.errors import NotFound, ServiceError
 from app.services.rendering import SOURCES, clean, template_variables
 from app.services.template_parts import MEDIA_KEY, Bubble, TemplateVariable
 
-TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
 MAX_VALUE = 1000  # characters in a fixed text or fallback; the whole message may have at most 1,024
 MIN_SENDING_MINUTES = 60  # quiet hours must leave at least this much sending time a day
@@ -214,7 +213,7 @@ def _rate(raw: str, errors: dict[str, str]) -> float | None:
 def _quiet_hours_problem(start: str, end: str) -> str | None:
     if not start and not end:
         return None
-    if not (TIME.match(start) and TIME.match(end)):
+    if not (settings.TIME.match(start) and settings.TIME.match(end)):
         return "Give both quiet-hours times as HH:MM, or leave both empty to send around the clock."
     if start == end:
         return "Quiet hours cannot start and end at the same time; leave both empty to send around the clock."

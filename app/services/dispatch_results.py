@@ -98,7 +98,7 @@ def _record_accepted(rows: list[_Row], results: dict[int, SendResult], now: date
         row.wamid = row.wamid or results[row.id].wamid
         change = {"row_id": row.id, "attempts": row.attempts, "wamid": row.wamid}
         if row.status == S.SENDING:  # otherwise a status webhook settled it meanwhile: it knows better
-            message_state.move(row, S.SENT, now, totals)  # type: ignore[arg-type]  # the row stands in for a Message
+            message_state.move(row, S.SENT, now, totals)
             change.update(status=row.status, sent_at=row.sent_at, error_code=None, error_title=None,
                           error_detail=None)
         changes.append(change)

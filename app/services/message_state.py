@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,11 +43,23 @@ COUNTERS = ("targeted", "skipped", "sent", "delivered", "read", "failed", "repli
 HOURLY = ("sent", "delivered", "read", "failed", "replied")
 
 
+class Movable(Protocol):
+    """What a transition reads and writes: a Message, or a plain row of its columns where a bulk path (status
+    webhooks, accepted sends) loads no ORM objects."""
+
+    campaign_id: int | None
+    status: str
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+
+
 def can_transition(old: str, new: str) -> bool:
     return new in ALLOWED.get(old, set())
 
 
-def counter_changes(message: Message, new_status: str) -> Counter:
+def counter_changes(message: Movable, new_status: str) -> Counter:
     """What moving this message to `new_status` adds to its campaign's counters (before the row changes)."""
     changes: Counter = Counter()
     for column in TIMESTAMPS.get(new_status, ()):
@@ -76,12 +89,10 @@ def _hour(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def move(message: Message, new_status: str, at: datetime, totals: Totals | None = None) -> bool:
-    """Apply one allowed transition in the session; returns False (and changes nothing) if not allowed.
+def move(message: Movable, new_status: str, at: datetime, totals: Totals | None = None) -> bool:
+    """Apply one allowed transition; returns False (and changes nothing) if not allowed.
 
-    `totals` collects counter changes for `add_to_counters` to write in one go. `message` may also be a plain row
-    object with the same status, campaign_id and timestamp attributes (webhook_statuses.Target): status webhooks
-    are applied in bulk without loading ORM objects, through this same table.
+    `totals` collects counter changes for `add_to_counters` to write in one go.
     """
     if not can_transition(message.status, new_status):
         return False

@@ -18,7 +18,6 @@ from app.services import settings
 
 SCHEDULE_KINDS = ("now", "at", "cron")
 REPEATS = ("daily", "weekly", "cron")
-TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 # Cron counts weekdays from Sunday = 0; the form lists them from Monday, as shops in India plan their week.
 WEEKDAYS = [("1", "Monday"), ("2", "Tuesday"), ("3", "Wednesday"), ("4", "Thursday"), ("5", "Friday"),
             ("6", "Saturday"), ("0", "Sunday")]
@@ -70,7 +69,7 @@ def _repeat_cron(form, errors: dict[str, str]) -> str | None:
     repeat = form.get("repeat", "cron")
     if repeat not in ("daily", "weekly"):
         return _cron(form.get("cron", ""), errors)
-    match = TIME.match(form.get("repeat_time", "").strip())
+    match = settings.TIME.match(form.get("repeat_time", "").strip())
     if not match:
         errors["repeat_time"] = "Give the time to send as HH:MM, e.g. 10:00."
         return None

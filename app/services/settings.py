@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import Setting
 from app.services import audit
 
-TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")  # HH:MM on a 24-hour clock; groups: hours, minutes
 TIERS = ["250", "1000", "10000", "100000", "unlimited"]
 DEFAULT_OPT_OUT_WORDS = ["STOP", "UNSUBSCRIBE", "CANCEL", "STOP ALL", "रोकें", "बंद करें"]
 DEFAULT_CONFIRMATION = ("You have been unsubscribed and will not get more messages from us. "
