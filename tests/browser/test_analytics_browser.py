@@ -16,7 +16,9 @@ def seed(app) -> tuple[int, list[int]]:
     for day in range(6, 0, -1):  # a week of daily sends, each a little better read
         campaign_id = make_campaign(app, f"Daily deals, day {7 - day}", started_at=NOW - timedelta(days=day),
                                     finished_at=NOW - timedelta(days=day, minutes=-12))
-        at = NOW - timedelta(days=day, hours=day % 3)
+        # At least 27 hours back: "today" starts at the UTC hour holding local midnight (23:30 the day before in
+        # Asia/Kolkata), so a message 24 hours back counts as today when the suite runs at 23:30-24:00 there.
+        at = NOW - timedelta(days=day, hours=3 + day % 3)
         add_messages(app, campaign_id, contacts[:40 + day * 5], "read", at, replied=day % 2 == 0)
         add_messages(app, campaign_id, contacts[70:100], "delivered", at + timedelta(hours=1))
         add_messages(app, campaign_id, contacts[100:104 + day], "failed", at, error_code=131026)
