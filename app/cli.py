@@ -5,7 +5,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from app.models import Role
-from app.services import users
+from app.services.accounts import users
 from app.services.errors import ServiceError
 
 users_cli = AppGroup("users", help="Manage dashboard users.")

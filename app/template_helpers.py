@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
-from app.services import settings
+from app.services.admin import settings
 
 
 def init_app(app: Flask) -> None:

@@ -34,7 +34,8 @@ from app import create_app  # noqa: E402
 from app.config import TestConfig  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Role  # noqa: E402
-from app.services import analytics, users  # noqa: E402
+from app.services import users  # noqa: E402
+from app.services.analytics import dashboard as analytics
 
 PER_CAMPAIGN_DEFAULT = 5_000
 GOAL_MS = 100
@@ -154,7 +155,7 @@ def _messages_sql(sql: Sql) -> str:
 
 
 def _counters_sql() -> str:
-    """The counters exactly as app.services.message_state.recount defines them."""
+    """The counters exactly as app.services.sending.message_state.recount defines them."""
     return (
         "UPDATE campaigns SET targeted = s.targeted, skipped = s.skipped, sent = s.sent, delivered = s.delivered, "
         "read = s.read, failed = s.failed, replied = s.replied FROM (SELECT campaign_id, count(*) AS targeted, "

@@ -200,7 +200,7 @@ def _claim_redis(connection) -> None:
 
 def _configure_simulator(app, args: argparse.Namespace, sim_url: str) -> None:
     """Errors for a share of all sends, and a fixed slow answer (past the read timeout) for some recipients."""
-    from app.services.rate_limit import sender_rate
+    from app.services.sending.rate_limit import sender_rate
 
     with app.app_context():
         rate = sender_rate()

@@ -5,7 +5,7 @@ against the Cloud API simulator (its own process, webhooks off, no throughput ca
 limiter paces the sends). The simulator notes when each accepted send arrived (`/_sim/ledger?times=1`); from those
 times the script works out the overall rate, its error against the configured rate, and the largest number of sends
 in any sliding one-second window, which the limiter's GCRA allows to be at most the rate plus its burst allowance
-(app/services/rate_limit.py) at the moments the sends leave; arrivals can bunch by a few tens of milliseconds of
+(app/services/sending/rate_limit.py) at the moments the sends leave; arrivals can bunch by a few tens of milliseconds of
 scheduling jitter more, which is reported apart (and over ten-second windows, where it hardly matters). It also
 checks duplicates (the ledger) and lost messages, and prints one final JSON line with a verdict: the rate within
 ±5%, the window within the ceiling plus the jitter allowance, no duplicates, nothing lost.
@@ -112,7 +112,7 @@ def _run(bench, app, args: argparse.Namespace) -> dict[str, Any]:
 
 def _burst_allowance(app) -> int:
     """How many sends the sender's limit lets go back to back (Limit.burst), as the engine builds its limits."""
-    from app.services.rate_limit import send_limits
+    from app.services.sending.rate_limit import send_limits
 
     with app.app_context():
         return max(limit.burst for limit in send_limits("bench", 0, None))

@@ -16,7 +16,10 @@ from rq.job import Job, JobStatus, get_current_job
 from rq_scheduler import Scheduler
 
 from app.queues import DEFAULT, get_queue, redis_connection
-from app.services import campaign_lifecycle, dispatch, dispatch_lane, dispatch_sweeper
+from app.services.campaigns import batches as dispatch
+from app.services.campaigns import lanes as dispatch_lane
+from app.services.campaigns import lifecycle
+from app.services.sending import sweeper as dispatch_sweeper
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +117,7 @@ def _utc(value: datetime) -> datetime:
 
 def launch_scheduled(campaign_id: int) -> dict:
     """A scheduled start came due: launch the campaign (or a new run of a recurring one) and queue the next start."""
-    run = campaign_lifecycle.start_scheduled(campaign_id)
+    run = lifecycle.start_scheduled(campaign_id)
     if run.run_id is not None:
         enqueue_send_batch(run.run_id)
     if run.next_at is not None:
@@ -163,7 +166,7 @@ def _restore_scheduled_starts(campaign_ids: list[int]) -> int:
     for campaign_id in campaign_ids:
         if _scheduled_starts(scheduler, campaign_id):
             continue
-        at = campaign_lifecycle.overdue_or_next_start(campaign_id)
+        at = lifecycle.overdue_or_next_start(campaign_id)
         if at is not None:
             schedule_start(campaign_id, at)
             restored += 1

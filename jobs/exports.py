@@ -8,8 +8,8 @@ import uuid
 from rq.job import get_current_job
 
 from app.queues import HIGH, get_queue
-from app.services import message_export
-from app.services.message_export import JOB_PREFIX, ExportRequest
+from app.services.analytics import message_export
+from app.services.analytics.message_export import JOB_PREFIX, ExportRequest
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 from rq.job import Job
 
 from app.queues import HIGH, get_queue
-from app.services import contact_import
+from app.services.contacts import imports
 
 log = logging.getLogger(__name__)
 
@@ -17,12 +17,12 @@ JOB_TIMEOUT = 2 * 60 * 60  # a million-row file on a slow database, with room to
 def import_contacts(import_id: int) -> None:
     """Run one contact import; on an unexpected error record it as failed, then re-raise for RQ."""
     try:
-        contact_import.run_import(import_id)
+        imports.run_import(import_id)
     except Exception as error:
         log.exception("contact import %s failed", import_id)
         message = (f"The import stopped because of an unexpected error ({type(error).__name__}). "
                    "Rows written before it have been kept.")
-        contact_import.mark_failed(import_id, message)
+        imports.mark_failed(import_id, message)
         raise
 
 
@@ -32,5 +32,5 @@ def enqueue_import(import_id: int) -> Job:
         import_contacts, import_id, job_id=f"contact-import-{import_id}", job_timeout=JOB_TIMEOUT,
         result_ttl=24 * 60 * 60, failure_ttl=7 * 24 * 60 * 60,
     )
-    contact_import.record_job(import_id, job.id)
+    imports.record_job(import_id, job.id)
     return job

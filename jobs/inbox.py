@@ -1,7 +1,7 @@
 """Inbox jobs: send a contact's pending replies (staff and auto-replies), and sweep up replies left behind.
 
 This module owns their enqueue helpers. Auto-replies are queued from inside webhook processing, which may not
-import jobs, so it names `send_replies` by its dotted path (app.services.auto_replies.SEND_JOB).
+import jobs, so it names `send_replies` by its dotted path (app.services.inbox.auto_replies.SEND_JOB).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from redis.exceptions import RedisError
 from rq.job import Job
 
 from app.queues import HIGH, get_queue, redis_connection
-from app.services import inbox_replies
-from app.services.dispatch_sender import whatsapp_settings
-from app.services.rate_limit import RateLimiter
+from app.services.inbox import replies as inbox_replies
+from app.services.sending.rate_limit import RateLimiter
+from app.services.sending.sender import whatsapp_settings
 from app.whatsapp.client import WhatsAppClient
 
 log = logging.getLogger(__name__)

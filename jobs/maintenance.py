@@ -2,7 +2,7 @@
 
 import logging
 
-from app.services import retention
+from app.services.admin import retention
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import logging
 from rq.job import Job, JobStatus
 
 from app.queues import HIGH, get_queue
-from app.services import templates
-from app.services.templates import TemplateSyncFailed
+from app.services.templates import library
+from app.services.templates.library import TemplateSyncFailed
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +20,12 @@ WAITING = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SC
 def sync_templates(user_id: int | None = None) -> int:
     """Sync templates from Meta; the outcome (success or failure) is logged for the templates page."""
     try:
-        return templates.sync_from_meta(user_id).details.get("total", 0)
+        return library.sync_from_meta(user_id).details.get("total", 0)
     except TemplateSyncFailed:
         raise  # already recorded with Meta's explanation
     except Exception as error:
         log.exception("template sync failed")
-        templates.record_sync_failure(f"An unexpected error stopped the sync ({type(error).__name__}).", user_id)
+        library.record_sync_failure(f"An unexpected error stopped the sync ({type(error).__name__}).", user_id)
         raise
 
 

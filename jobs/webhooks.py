@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from rq.job import Job
 
 from app.queues import HIGH, get_queue, redis_connection
-from app.services import opt_out, webhook_events, webhook_processing
+from app.services.webhooks import intake, opt_out, processing
 from app.whatsapp.client import WhatsAppClient
 from app.whatsapp.settings import WhatsAppSettings
 
@@ -35,10 +35,10 @@ FAILURE_TTL = 7 * 24 * 60 * 60
 def process_webhook_event(event_id: int) -> str | None:
     """Apply one stored webhook event; on an unexpected error count the attempt on the event, then re-raise."""
     try:
-        report = webhook_processing.process_event(event_id)
+        report = processing.process_event(event_id)
     except Exception as error:
         log.exception("webhook event %s failed", event_id)
-        webhook_events.record_failure(event_id, error)
+        intake.record_failure(event_id, error)
         raise
     if report is None:
         return None
@@ -51,7 +51,7 @@ def sweep_webhook_events() -> dict[str, int]:
     """Periodic: retry unfinished events (unknown messages, lost jobs) and re-queue unsent opt-out confirmations."""
     deadline, swept, failures, after_id = time.monotonic() + SWEEP_BUDGET_SECONDS, 0, [], 0
     # The cursor visits each due event once per sweep: one still waiting for its message stays due.
-    while time.monotonic() < deadline and (events := webhook_events.claim_due(after_id)):
+    while time.monotonic() < deadline and (events := intake.claim_due(after_id)):
         after_id, swept = events[-1].id, swept + len(events)
         failures += _apply_batch(events)
     contacts = opt_out.awaiting_confirmation()
@@ -100,12 +100,12 @@ def process_new_webhook_events() -> dict[str, int]:
     """Apply every stored event not tried yet, a batch per transaction, until none is left or the budget is spent."""
     deadline, quiet_since, applied, failed = time.monotonic() + DRAIN_BUDGET_SECONDS, time.monotonic(), 0, 0
     while (now := time.monotonic()) < deadline:
-        if events := webhook_events.claim_new():
+        if events := intake.claim_new():
             failures = _apply_batch(events)
             applied, failed = applied + len(events) - len(failures), failed + len(failures)
             redis_connection().expire(DRAIN_QUEUED, DRAIN_FLAG_TTL)  # still working: no second drain needed
             quiet_since = time.monotonic()
-            if len(events) < webhook_events.BATCH_SIZE:
+            if len(events) < intake.BATCH_SIZE:
                 # Caught up: let the next batch fill before claiming it. Per event, a batch of ten costs the
                 # worker and the database about seven times what a batch of two hundred does.
                 time.sleep(DRAIN_POLL_SECONDS)
@@ -126,16 +126,16 @@ def _nothing_left() -> bool:
     """
     redis_connection().delete(DRAIN_QUEUED)
     time.sleep(FLAG_SEEN_SECONDS)
-    return not webhook_events.any_new()
+    return not intake.any_new()
 
 
-def _apply_batch(events: list[webhook_events.ClaimedEvent]) -> list[int]:
+def _apply_batch(events: list[intake.ClaimedEvent]) -> list[int]:
     """One transaction for the batch; if it fails, each event on its own, so a bad event costs only itself.
 
     Returns the ids of the events that failed on their own too (logged and counted on the event for the sweeper).
     """
     try:
-        reports = webhook_processing.process_claimed(events)
+        reports = processing.process_claimed(events)
     except Exception:
         log.exception("a batch of %d webhook events failed; applying them one at a time", len(events))
         return _apply_one_by_one([event.id for event in events])

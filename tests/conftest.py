@@ -25,7 +25,7 @@ from app.config import TestConfig
 from app.extensions import db
 from app.models import Role
 from app.queues import QUEUE_NAMES
-from app.services import users
+from app.services.accounts import users
 
 TEST_PASSWORD = "correct-horse-battery"
 # Marks a Redis database index as ours, so we never flush data we did not create.
@@ -235,7 +235,7 @@ def background_worker(app):
 def make_contact(app):
     """Factory: make_contact(phone="+919876543210", name=None, tags=(), attributes=None, **columns) -> id."""
     from app.models import Contact
-    from app.services.tags import ensure_tags
+    from app.services.contacts.tags import ensure_tags
 
     def make(phone: str, name: str | None = None, tags=(), attributes=None, **columns) -> int:
         with app.app_context():

@@ -3,7 +3,7 @@
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.services import users
+from app.services.accounts import users
 from app.services.errors import ServiceError
 
 bp = Blueprint("account", __name__, url_prefix="/account")

@@ -4,7 +4,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from app.models import Role
-from app.services import audit, users
+from app.services.accounts import users
+from app.services.admin import audit
 from app.services.errors import NotFound, ServiceError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from app.errors import render_error
-from app.services import analytics_campaign
+from app.services.analytics import campaign_report
 from app.services.errors import NotFound
 
 bp = Blueprint("analytics", __name__, url_prefix="/campaigns")
@@ -18,7 +18,7 @@ def not_found(error: NotFound):
 
 @bp.get("/<int:campaign_id>/analytics")
 def campaign(campaign_id: int):
-    view = analytics_campaign.campaign_analytics(campaign_id)
+    view = campaign_report.campaign_analytics(campaign_id)
     # HTMX polls while the campaign can still change; the sections are swapped out of band by id.
     if request.headers.get("HX-Request"):
         return render_template("analytics/_campaign_live_partial.html", view=view, oob=True)

@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from app.services import sign_in
+from app.services.accounts import sign_in
 from app.services.errors import ServiceError
 
 bp = Blueprint("auth", __name__)

@@ -3,8 +3,9 @@
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.services import auto_replies, rendering, templates
 from app.services.errors import NotFound, ServiceError
+from app.services.inbox import auto_replies
+from app.services.templates import library, rendering
 
 bp = Blueprint("auto_replies", __name__, url_prefix="/admin/auto-replies")
 
@@ -51,7 +52,7 @@ def delete(rule_id: int):
 @bp.get("/template-fields")
 def template_fields():
     template_id = request.args.get("template_id", "")
-    template = templates.get_template(int(template_id)) if template_id.isdigit() else None
+    template = library.get_template(int(template_id)) if template_id.isdigit() else None
     variables = rendering.template_variables(template) if template else []
     return render_template("auto_replies/_template_fields_partial.html", variables=variables, values={})
 
@@ -66,11 +67,11 @@ def _rule(rule_id: int):
 def _page(rule, form, error: ServiceError | None = None):
     rules = auto_replies.all_rules()
     template_id = form.get("template_id") or (rule.template_id if rule else None)
-    template = templates.get_template(int(template_id)) if str(template_id or "").isdigit() else None
+    template = library.get_template(int(template_id)) if str(template_id or "").isdigit() else None
     values = {key[4:]: value for key, value in form.items() if key.startswith("var.")} if form else {
         key: auto_replies.variable_text(mapping) for key, mapping in (rule.template_variables if rule else {}).items()}
     return render_template("auto_replies/index.html", rules=rules, rule=rule, form=form, error=error,
                            fired=auto_replies.firings_for(r.id for r in rules), values=values,
                            max_per_hour=auto_replies.MAX_PER_HOUR,
-                           templates=templates.approved_templates(),
+                           templates=library.approved_templates(),
                            variables=rendering.template_variables(template) if template else [])

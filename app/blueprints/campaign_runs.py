@@ -10,14 +10,16 @@ from werkzeug.routing import BuildError
 
 from app.errors import render_error
 from app.extensions import db
-from app.services import campaign_lifecycle, campaign_test_send, dispatch_progress
+from app.services.campaigns import lifecycle
+from app.services.campaigns import page as dispatch_progress
+from app.services.campaigns import test_send as campaign_test_send
 from app.services.errors import NotFound, ServiceError
 from jobs.campaigns import enqueue_send_batch, schedule_start, unschedule_start
 
 bp = Blueprint("campaign_runs", __name__, url_prefix="/campaigns")
 
-CONTROLS = {"pause": campaign_lifecycle.pause, "resume": campaign_lifecycle.resume,
-            "cancel": campaign_lifecycle.cancel, "unschedule": campaign_lifecycle.unschedule}
+CONTROLS = {"pause": lifecycle.pause, "resume": lifecycle.resume,
+            "cancel": lifecycle.cancel, "unschedule": lifecycle.unschedule}
 DONE = {"pause": "Paused: no new batch will start.", "resume": "Resumed: sending again.",
         "cancel": "Cancelled: messages not yet sent will not be sent.", "unschedule": "Unscheduled: back to draft."}
 QUEUE_DOWN = "The job queue (Redis) could not be reached; sending starts within a minute of it coming back."
@@ -51,7 +53,7 @@ def detail(campaign_id: int):
 @bp.post("/<int:campaign_id>/launch")
 def launch(campaign_id: int):
     try:
-        run = campaign_lifecycle.start(campaign_id, current_user.id)
+        run = lifecycle.start(campaign_id, current_user.id)
     except NotFound:
         raise
     except ServiceError as error:

@@ -13,9 +13,14 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 
 from app.errors import render_error
-from app.services import audience, campaigns, rate_limit, rendering, schedule_form, tags
-from app.services.campaigns import ComposerErrors
+from app.services.campaigns import audience
+from app.services.campaigns import drafts as campaigns
+from app.services.campaigns import schedule as schedule_form
+from app.services.campaigns.drafts import ComposerErrors
+from app.services.contacts import tags
 from app.services.errors import NotFound, ServiceError
+from app.services.sending import rate_limit
+from app.services.templates import rendering
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 RUN_PAGE = "campaign_runs.detail"

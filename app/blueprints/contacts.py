@@ -18,8 +18,10 @@ from flask import (
 )
 from flask_login import current_user
 
-from app.services import contact_edits, contact_export, contacts, settings, tags
-from app.services.contacts import ContactFilter
+from app.services.admin import settings
+from app.services.contacts import edits, search, tags
+from app.services.contacts import export as contact_export
+from app.services.contacts.search import ContactFilter
 from app.services.errors import NotFound, ServiceError
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
@@ -38,7 +40,7 @@ def _criteria() -> ContactFilter:
 
 @bp.get("/")
 def index():
-    page = contacts.search(_criteria(), _region())
+    page = search.search(_criteria(), _region())
     # The filter form swaps only the results; a reload or shared link renders the whole page in the same state.
     if request.headers.get("HX-Target") == "contact-results":
         return render_template("contacts/_results_partial.html", page=page)
@@ -47,7 +49,7 @@ def index():
 
 @bp.get("/count")
 def count():
-    total, capped = contacts.count_matching(_criteria(), _region())
+    total, capped = search.count_matching(_criteria(), _region())
     return render_template("contacts/_count_partial.html", total=total, capped=capped)
 
 
@@ -57,10 +59,10 @@ def bulk():
     ids = [int(value) for value in request.form.getlist("ids") if value.isdigit()]
     everything = request.form.get("scope") == "all"
     action = request.form.get("action", "")
-    if action == contact_edits.BulkAction.RESTORE and not current_user.is_admin:
+    if action == edits.BulkAction.RESTORE and not current_user.is_admin:
         abort(403)
     try:
-        changed = contact_edits.apply_bulk(action, None if everything else ids, criteria if everything else None,
+        changed = edits.apply_bulk(action, None if everything else ids, criteria if everything else None,
                                            request.form.get("bulk_tag", ""), _region())
         flash(f"{_describe(action)}: {changed:,} contact{'s' if changed != 1 else ''} changed.", "success")
     except ServiceError as error:
@@ -100,9 +102,9 @@ def _edit_form(contact):
         form = request.form
         pairs = list(zip(form.getlist("attr_key"), form.getlist("attr_value"), strict=False))
         try:
-            saved = contact_edits.save_contact(contact.id if contact else None, form.get("phone", ""),
+            saved = edits.save_contact(contact.id if contact else None, form.get("phone", ""),
                                                form.get("name", ""), form.get("tags", ""),
-                                               contact_edits.clean_attributes(pairs), _region())
+                                               edits.clean_attributes(pairs), _region())
         except ServiceError as error:
             values = {"phone": form.get("phone", ""), "name": form.get("name", ""), "tags": form.get("tags", ""),
                       "attributes": [pair for pair in pairs if any(pair)]}
@@ -129,10 +131,10 @@ def change(contact_id: int, action: str):
     if action == "restore" and not current_user.is_admin:
         abort(403)
     operations = {
-        "opt-out": (contact_edits.opt_out, "Opted out: this contact will not receive any more messages."),
-        "undo-opt-out": (contact_edits.undo_staff_opt_out, "Opted back in."),
-        "delete": (lambda cid: contact_edits.set_deleted(cid, True), "Contact deleted. An admin can restore it."),
-        "restore": (lambda cid: contact_edits.set_deleted(cid, False), "Contact restored."),
+        "opt-out": (edits.opt_out, "Opted out: this contact will not receive any more messages."),
+        "undo-opt-out": (edits.undo_staff_opt_out, "Opted back in."),
+        "delete": (lambda cid: edits.set_deleted(cid, True), "Contact deleted. An admin can restore it."),
+        "restore": (lambda cid: edits.set_deleted(cid, False), "Contact restored."),
     }
     operation, message = operations[action]
     try:
@@ -146,7 +148,7 @@ def change(contact_id: int, action: str):
 
 
 def _contact_or_404(contact_id: int):
-    contact = contacts.get_contact(contact_id)
+    contact = search.get_contact(contact_id)
     if contact is None or (contact.deleted_at and not current_user.is_admin):
         abort(404)
     return contact

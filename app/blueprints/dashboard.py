@@ -2,7 +2,7 @@
 
 from flask import Blueprint, render_template, request
 
-from app.services import analytics
+from app.services.analytics import dashboard as analytics
 
 bp = Blueprint("dashboard", __name__)
 

@@ -5,8 +5,9 @@ from flask_login import current_user
 from redis.exceptions import RedisError
 
 from app.errors import render_error
-from app.services import contact_import, phones
-from app.services.contact_import import ROLE_LABELS, ImportStatus, NotAllowed
+from app.services.contacts import imports as contact_import
+from app.services.contacts import phones
+from app.services.contacts.imports import ROLE_LABELS, ImportStatus, NotAllowed
 from app.services.errors import NotFound, ServiceError
 from jobs.imports import enqueue_import
 

@@ -5,8 +5,10 @@ from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
-from app.services import inbox, inbox_replies, rendering, templates
 from app.services.errors import NotFound, ServiceError
+from app.services.inbox import conversations as inbox
+from app.services.inbox import replies as inbox_replies
+from app.services.templates import library, rendering
 from jobs.inbox import enqueue_send_replies
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
@@ -101,7 +103,7 @@ def template_fields(contact_id: int):
 def _chosen_template(template_id: str | None):
     if not (number := _int(template_id)):
         return None, []
-    template = templates.get_template(number)
+    template = library.get_template(number)
     return template, rendering.template_variables(template)
 
 
@@ -119,7 +121,7 @@ def _page(thread: inbox.Thread, error: ServiceError | None = None, form=None):
     except NotFound:
         template, variables = None, []
     return render_template("inbox/conversation.html", thread=thread, error=error, form=form,
-                           templates=templates.approved_templates(), team=inbox.team(), template=template,
+                           templates=library.approved_templates(), team=inbox.team(), template=template,
                            variables=variables, contact=thread.conversation.contact,
                            current_id=thread.conversation.contact_id, **_list_args())
 

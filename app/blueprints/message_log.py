@@ -19,10 +19,11 @@ from flask_login import current_user
 from redis.exceptions import RedisError
 
 from app.errors import render_error
-from app.services import message_export, message_log, settings
+from app.services.admin import settings
+from app.services.analytics import message_export, message_log
+from app.services.analytics.message_export import ExportRequest
+from app.services.analytics.message_log import MessageFilter
 from app.services.errors import NotFound, ServiceError
-from app.services.message_export import ExportRequest
-from app.services.message_log import MessageFilter
 from jobs.exports import enqueue_export
 
 bp = Blueprint("message_log", __name__, url_prefix="/messages")

@@ -3,8 +3,9 @@
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.services import health, settings, system, webhook_events, whatsapp_check
+from app.services.admin import health, settings, system, whatsapp_check
 from app.services.errors import ServiceError
+from app.services.webhooks import intake
 from jobs.webhooks import enqueue_process_webhook_event
 
 bp = Blueprint("system", __name__, url_prefix="/admin")
@@ -58,14 +59,14 @@ def failed_job(job_id: str, action: str):
 @bp.get("/webhook-events")
 def webhook_event_list():
     problems_only = request.args.get("show") == "problems"
-    return render_template("admin/webhook_events.html", events=webhook_events.recent(problems_only),
+    return render_template("admin/webhook_events.html", events=intake.recent(problems_only),
                            problems_only=problems_only)
 
 
 @bp.post("/webhook-events/<int:event_id>/reprocess")
 def reprocess_webhook_event(event_id: int):
     try:
-        webhook_events.reopen(event_id)
+        intake.reopen(event_id)
     except ServiceError as error:
         flash(error.message, "error")
         return redirect(url_for("system.webhook_event_list"))

@@ -8,10 +8,12 @@ from redis.exceptions import RedisError
 
 from app.errors import render_error
 from app.models.base import utcnow
-from app.services import template_parts, template_rules, templates
 from app.services.errors import NotFound, ServiceError
-from app.services.template_rules import TemplateDraft
-from app.services.templates import TemplateFormError
+from app.services.templates import library
+from app.services.templates import parts as template_parts
+from app.services.templates import rules as template_rules
+from app.services.templates.library import TemplateFormError
+from app.services.templates.rules import TemplateDraft
 from jobs.templates import enqueue_sync_templates
 
 bp = Blueprint("templates", __name__, url_prefix="/templates")
@@ -24,8 +26,8 @@ def not_found(error: NotFound):
 
 @bp.get("/")
 def index():
-    return render_template("templates/index.html", templates=templates.all_templates(),
-                           state=templates.sync_state(request.args.get("since", "")))
+    return render_template("templates/index.html", templates=library.all_templates(),
+                           state=library.sync_state(request.args.get("since", "")))
 
 
 @bp.post("/sync")
@@ -38,20 +40,20 @@ def sync():
         return redirect(url_for(".index"))
     # HTMX swaps in the panel, which polls until the sync is logged; without JavaScript the page does the same.
     if request.headers.get("HX-Request"):
-        return render_template("templates/_sync_partial.html", state=templates.sync_state(since))
+        return render_template("templates/_sync_partial.html", state=library.sync_state(since))
     return redirect(url_for(".index", since=since))
 
 
 @bp.get("/sync-status")
 def sync_status():
-    state = templates.sync_state(request.args.get("since", ""))
+    state = library.sync_state(request.args.get("since", ""))
     return render_template("templates/_sync_partial.html", state=state, finished=not state.waiting,
-                           templates=templates.all_templates())
+                           templates=library.all_templates())
 
 
 @bp.get("/<int:template_id>")
 def detail(template_id: int):
-    template = templates.get_template(template_id)
+    template = library.get_template(template_id)
     parts = template_parts.parse(template.components, template.parameter_format)
     return render_template("templates/detail.html", template=template, bubble=template_parts.bubble(parts),
                            variables=template_parts.variables(parts))
@@ -63,7 +65,7 @@ def new():
     if request.method == "GET":
         return _form(draft, {}, None)
     try:
-        created = templates.create_template(draft)
+        created = library.create_template(draft)
     except TemplateFormError as error:
         return _form(draft, error.errors, error.message), 422
     except ServiceError as error:
@@ -92,7 +94,7 @@ def button_row():
 
 @bp.app_template_filter("template_reason")
 def template_reason(reason: str | None) -> str:
-    return templates.reason_text(reason)
+    return library.reason_text(reason)
 
 
 def _form(draft: TemplateDraft, errors: dict[str, str], message: str | None):

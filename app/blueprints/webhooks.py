@@ -5,7 +5,7 @@ import logging
 from flask import Blueprint, current_app, request
 
 from app.extensions import csrf
-from app.services import webhook_events
+from app.services.webhooks import intake
 from app.whatsapp.webhook import SIGNATURE_HEADER, verify_handshake, verify_signature
 from jobs.webhooks import enqueue_process_webhook_event
 
@@ -39,8 +39,8 @@ def receive():
                     request.remote_addr)
         return "Invalid signature", 403, PLAIN
     try:
-        stored = webhook_events.store(raw)
-    except webhook_events.StorageUnavailable as error:
+        stored = intake.store(raw)
+    except intake.StorageUnavailable as error:
         log.error("could not store a WhatsApp webhook (%s); answered 503 so Meta retries", error)
         return "Storage unavailable, retry later", 503, PLAIN
     if stored.first_in_group:

@@ -29,7 +29,7 @@ class AuditEntry(db.Model):
 
 
 class Setting(db.Model):
-    """A run-time setting changed from the settings page; defaults live in app/services/settings.py."""
+    """A run-time setting changed from the settings page; defaults live in app/services/admin/settings.py."""
 
     __tablename__ = "settings"
 

@@ -2,8 +2,8 @@
 
 Invariants (see ARCHITECTURE.md):
 - Every message that will ever be sent exists first as a Message row; Redis only carries work.
-- A message's status changes only through app.services.message_state; a campaign's only through
-  app.services.campaign_state. Both hold the allowed transitions.
+- A message's status changes only through app.services.sending.message_state; a campaign's only through
+  app.services.campaigns.campaign_state. Both hold the allowed transitions.
 - A campaign's counters always equal a recount of its message rows:
     targeted = all rows, skipped = status skipped, failed = status failed,
     sent / delivered / read / replied = rows whose sent_at / delivered_at / read_at / replied_at is set.

@@ -27,8 +27,8 @@ def upgrade():
 
 def _backfill_contact_timezones():
     """Existing contacts get their number's timezone, as new ones do; messages already launched keep none (they
-    follow the campaign's timezone). The lookup is copied from app.services.phones.time_zone, not imported, so this
-    migration still runs the same when the app's code changes."""
+    follow the campaign's timezone). The lookup is copied from app.services.contacts.phones.time_zone, not
+    imported, so this migration still runs the same when the app's code changes."""
     contacts = sa.table("contacts", sa.column("id", sa.BigInteger), sa.column("phone", sa.String),
                         sa.column("timezone", sa.String))
     connection, last_id = op.get_bind(), 0

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.models import Role
 from tests.browser.conftest import screenshot, sign_in
-from tests.test_analytics_support import C, add_contacts, add_messages, add_reply, make_campaign
+from tests.factories.analytics import C, add_contacts, add_messages, add_reply, make_campaign
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 

@@ -10,7 +10,7 @@ from app.models import Contact, Message, Setting
 from tests.browser.conftest import ARTIFACTS, sign_in
 from tests.browser.conftest import screenshot as full_page_screenshot
 
-pytest_plugins = ["tests.composer_fixtures"]
+pytest_plugins = ["tests.factories.composer"]
 
 ORDER_UPDATE = [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} has been shipped and will reach you soon.",
                  "example": {"body_text": [["Asha", "#1042"]]}},

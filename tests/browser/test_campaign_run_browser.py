@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 
 from app.models import Role
-from tests import test_dispatch_support as support
 from tests.browser.conftest import screenshot, sign_in
-from tests.test_dispatch_support import add_contacts, assert_counters_match, campaign_row, make_campaign, phone
+from tests.factories import campaigns as support
+from tests.factories.campaigns import add_contacts, assert_counters_match, campaign_row, make_campaign, phone
 
 sim, sim_process_wide = support.sim, support.sim_process_wide  # fixtures
 

@@ -14,7 +14,7 @@ def screenshot(page, name: str) -> None:
     page.wait_for_timeout(100)
     full_page_screenshot(page, name)
 
-pytest_plugins = ["tests.composer_fixtures"]
+pytest_plugins = ["tests.factories.composer"]
 
 
 def test_sync_templates_then_compose_and_save_a_draft(live_server, page, sim, background_worker, quick_user,

@@ -3,7 +3,7 @@
 from app.models import Role
 from tests.browser.conftest import screenshot
 from tests.conftest import TEST_PASSWORD
-from tests.test_contact_import_support import make_xlsx
+from tests.factories.imports import make_xlsx
 
 
 def sign_in(page, live_server, user):

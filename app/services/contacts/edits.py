@@ -1,0 +1,182 @@
+"""Changing contacts: add and edit, opt-out, delete and restore, one at a time or in bulk."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.extensions import db
+from app.models import Contact, OptOutSource, contact_tags
+from app.models.base import utcnow
+from app.services.admin import audit
+from app.services.contacts import phones, search, tags
+from app.services.errors import NotFound, ServiceError
+
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_LENGTH = 500
+
+
+class BulkAction(StrEnum):
+    ADD_TAG = "add_tag"
+    REMOVE_TAG = "remove_tag"
+    OPT_OUT = "opt_out"
+    DELETE = "delete"
+    RESTORE = "restore"
+
+
+def normalise_phone(raw: str, region: str) -> str:
+    """E.164 for a number typed in any format; ServiceError naming the problem otherwise."""
+    try:
+        return phones.normalise_phone(raw, region)
+    except phones.InvalidPhone as error:
+        if not any(char.isdigit() for char in raw or ""):
+            raise ServiceError(f"“{raw}” is not a phone number.", field="phone") from error
+        raise ServiceError(f"“{raw}” is not a valid phone number for {region} or the country code given "
+                           f"({error.reason.lower()}).", field="phone") from error
+
+
+def clean_attributes(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    attributes: dict[str, str] = {}
+    for key, value in pairs:
+        key, value = " ".join((key or "").split()), (value or "").strip()
+        if not key:
+            if value:
+                raise ServiceError(f"The value “{value[:30]}” needs a field name.", field="attributes")
+            continue
+        if len(key) > 64 or len(value) > MAX_ATTRIBUTE_LENGTH:
+            raise ServiceError(f"Field “{key[:30]}” is too long.", field="attributes")
+        attributes[key] = value
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise ServiceError(f"A contact can have at most {MAX_ATTRIBUTES} fields.", field="attributes")
+    return attributes
+
+
+def save_contact(contact_id: int | None, phone: str, name: str, tag_text: str, attributes: dict[str, str],
+                 region: str) -> Contact:
+    """Create (contact_id None) or update a contact; raises ServiceError with the field at fault."""
+    e164 = normalise_phone(phone, region)
+    contact = _load(contact_id) if contact_id else Contact(attributes={})
+    clash = db.session.scalar(select(Contact).where(Contact.phone == e164, Contact.id != (contact_id or 0)))
+    if clash:
+        where = " (in the deleted contacts; an admin can restore it)" if clash.deleted_at else ""
+        raise ServiceError(f"Another contact already has the number {e164}{where}.", field="phone")
+    contact.phone, contact.wa_id, contact.timezone = e164, e164.lstrip("+"), phones.time_zone(e164)
+    contact.name = " ".join((name or "").split()) or None
+    contact.attributes = attributes
+    contact.tags = tags.ensure_tags(tags.parse_tag_list(tag_text))
+    db.session.add(contact)
+    db.session.commit()
+    return contact
+
+
+def _load(contact_id: int) -> Contact:
+    contact = db.session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound("That contact does not exist.")
+    return contact
+
+
+def opt_out(contact_id: int, source: str = OptOutSource.STAFF) -> Contact:
+    """Opt a contact out of all future sends; the first opt-out's time and source are kept."""
+    contact = _load(contact_id)
+    if contact.opted_out_at is None:
+        contact.opted_out_at, contact.opt_out_source = utcnow(), source
+        if source == OptOutSource.STAFF:
+            audit.record("contact.opt_out", f"Opted out {contact.phone}", target=contact.phone)
+        db.session.commit()
+    return contact
+
+
+def undo_staff_opt_out(contact_id: int) -> Contact:
+    """Only a staff opt-out can be undone by staff: a customer's own STOP is final until they write START."""
+    contact = _load(contact_id)
+    if contact.opted_out_at is None:
+        return contact
+    if contact.opt_out_source != OptOutSource.STAFF:
+        raise ServiceError("This customer opted out themselves; only they can opt back in (by sending START).")
+    contact.opted_out_at, contact.opt_out_source = None, None
+    audit.record("contact.undo_opt_out", f"Undid the staff opt-out of {contact.phone}", target=contact.phone)
+    db.session.commit()
+    return contact
+
+
+def set_deleted(contact_id: int, deleted: bool) -> Contact:
+    contact = _load(contact_id)
+    contact.deleted_at = utcnow() if deleted else None
+    audit.record("contact.delete" if deleted else "contact.restore",
+                 f"{'Deleted' if deleted else 'Restored'} {contact.phone}", target=contact.phone)
+    db.session.commit()
+    return contact
+
+
+def apply_bulk(action: str, ids: list[int] | None, criteria: search.ContactFilter | None, tag_name: str = "",
+               region: str = "IN") -> int:
+    """Apply one action set-based to the chosen ids or to everything matching the filter; returns rows changed."""
+    if not ids and criteria is None:
+        raise ServiceError("Select at least one contact.")
+    target = Contact.id.in_(ids) if ids else Contact.id.in_(search.matching_ids(criteria, region))
+    handler = {
+        BulkAction.ADD_TAG: _bulk_add_tag,
+        BulkAction.REMOVE_TAG: _bulk_remove_tag,
+        BulkAction.OPT_OUT: _bulk_opt_out,
+        BulkAction.DELETE: _bulk_delete,
+        BulkAction.RESTORE: _bulk_restore,
+    }.get(action)
+    if handler is None:
+        raise ServiceError("Choose an action.")
+    changed = handler(target, tag_name)
+    scope = f"{len(ids)} selected" if ids else f"all matching {criteria.to_args(page=1) or 'everything'}"
+    audit.record(f"contact.bulk_{action}", f"Bulk {action.replace('_', ' ')} ({scope}): {changed} changed",
+                 details={"action": action, "tag": tag_name, "changed": changed})
+    db.session.commit()
+    return changed
+
+
+def _single_tag(tag_name: str):
+    names = tags.parse_tag_list(tag_name)
+    if len(names) != 1:
+        raise ServiceError("Enter one tag name.", field="tag")
+    return tags.ensure_tags(names)[0]
+
+
+def _bulk_add_tag(target, tag_name: str) -> int:
+    tag = _single_tag(tag_name)
+    rows = select(Contact.id, tag.id).where(target, Contact.deleted_at.is_(None))
+    statement = (_insert(contact_tags).from_select(["contact_id", "tag_id"], rows).on_conflict_do_nothing()
+                 .returning(contact_tags.c.contact_id))
+    # RETURNING, because drivers disagree on rowcount for INSERT … SELECT … ON CONFLICT.
+    return len(db.session.execute(statement).all())
+
+
+def _bulk_remove_tag(target, tag_name: str) -> int:
+    tag = _single_tag(tag_name)
+    ids = select(Contact.id).where(target)
+    statement = delete(contact_tags).where(contact_tags.c.tag_id == tag.id, contact_tags.c.contact_id.in_(ids))
+    return db.session.execute(statement).rowcount
+
+
+def _bulk_opt_out(target, _tag_name: str) -> int:
+    now = utcnow()
+    statement = (update(Contact).where(target, Contact.opted_out_at.is_(None))
+                 .values(opted_out_at=now, opt_out_source=OptOutSource.STAFF, updated_at=now))
+    return db.session.execute(statement.execution_options(synchronize_session=False)).rowcount
+
+
+def _bulk_delete(target, _tag_name: str) -> int:
+    now = utcnow()
+    statement = update(Contact).where(target, Contact.deleted_at.is_(None)).values(deleted_at=now, updated_at=now)
+    return db.session.execute(statement.execution_options(synchronize_session=False)).rowcount
+
+
+def _bulk_restore(target, _tag_name: str) -> int:
+    statement = (update(Contact).where(target, Contact.deleted_at.is_not(None))
+                 .values(deleted_at=None, updated_at=utcnow()))
+    return db.session.execute(statement.execution_options(synchronize_session=False)).rowcount
+
+
+def _insert(table):
+    """INSERT … ON CONFLICT for whichever database we are on (both SQLite and PostgreSQL support it)."""
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)

@@ -1,0 +1,41 @@
+"""Importing contacts from Excel and CSV files.
+
+The flow: `create_import` checks and stores an upload and guesses its columns (status "mapping");
+`start_import` confirms the mapping (status "queued") and the caller enqueues `jobs.imports`;
+`run_import`, run by that job, streams the rows in batches into contacts; `cancel_import` stops it.
+"""
+
+from app.models.contact_import import ImportStatus
+from app.services.contacts.imports.columns import ROLE_LABELS, ColumnMapping, Role
+from app.services.contacts.imports.queries import get_import, problem_report_lines, recent_imports
+from app.services.contacts.imports.runs import (
+    BATCH_SIZE,
+    NotAllowed,
+    cancel_import,
+    mark_failed,
+    record_job,
+    run_import,
+    start_import,
+)
+from app.services.contacts.imports.uploads import create_import, create_import_from_path, imports_folder, max_bytes
+
+__all__ = [
+    "BATCH_SIZE",
+    "ROLE_LABELS",
+    "ColumnMapping",
+    "ImportStatus",
+    "NotAllowed",
+    "Role",
+    "cancel_import",
+    "create_import",
+    "create_import_from_path",
+    "get_import",
+    "imports_folder",
+    "mark_failed",
+    "max_bytes",
+    "problem_report_lines",
+    "recent_imports",
+    "record_job",
+    "run_import",
+    "start_import",
+]

@@ -1,0 +1,143 @@
+"""Shared helpers for the dispatch tests: an in-process Cloud API simulator and campaign factories (no tests here).
+
+Test modules import the fixtures they use from here, as they would from a conftest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Campaign, Contact, Message, MessageTemplate, TemplateStatus
+from app.services.campaigns import lifecycle
+from app.services.sending import message_state
+from app.whatsapp.sim_config import SimulatorConfig, WebhookBehaviour
+from app.whatsapp.sim_server import SimulatorServer
+from app.whatsapp.simulator import Simulator, create_simulator
+from jobs.campaigns import enqueue_send_batch
+from tests.conftest import run_jobs
+
+TOKEN, PHONE_NUMBER_ID, WABA_ID = "dispatch-test-token", "106540352242922", "102290129340398"
+HELLO = [{"type": "BODY", "text": "Welcome and congratulations!! This message demonstrates your ability to send a "
+                                  "WhatsApp message notification from the Cloud API, hosted by Meta."}]
+ORDER_UPDATE = [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} has been shipped and will reach you soon."}]
+
+
+class Sim:
+    """The running simulator: its URL, its in-process state, and its control API."""
+
+    def __init__(self, url: str, simulator: Simulator):
+        self.url, self.simulator = url, simulator
+
+    def configure(self, **changes) -> dict:
+        response = requests.post(f"{self.url}/_sim/config", json=changes, timeout=5)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def ledger(self, detail: bool = False) -> dict:
+        return requests.get(f"{self.url}/_sim/ledger", params={"detail": "1" if detail else "0"}, timeout=5).json()
+
+
+@pytest.fixture(scope="session")
+def sim_process_wide() -> Iterator[Sim]:
+    config = SimulatorConfig(access_token=TOKEN, phone_number_id=PHONE_NUMBER_ID, waba_id=WABA_ID,
+                             webhooks=WebhookBehaviour(enabled=False))
+    simulator = create_simulator(config)
+    server = SimulatorServer(simulator, "127.0.0.1", 0).start()
+    yield Sim(server.url, simulator)
+    server.shutdown()
+    simulator.close()
+
+
+@pytest.fixture
+def sim(app, sim_process_wide: Sim) -> Sim:
+    """The simulator, reset, with the app pointed at it and quick retries for tests."""
+    sim_process_wide.simulator.reset()
+    app.config.update(WHATSAPP_API_BASE_URL=sim_process_wide.url, WHATSAPP_ACCESS_TOKEN=TOKEN,
+                      WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID, WHATSAPP_BUSINESS_ACCOUNT_ID=WABA_ID,
+                      WHATSAPP_SEND_CONCURRENCY=4, SEND_RATE_PER_SECOND=1000, SEND_BATCH_SIZE=10)
+    return sim_process_wide
+
+
+def phone(number: int) -> str:
+    return f"+9198{number:08d}"
+
+
+def add_contacts(app, count: int, start: int = 1, **columns) -> list[int]:
+    """`count` contacts with numbers +9198000000NN, in one commit."""
+    with app.app_context():
+        contacts = [Contact(phone=phone(n), wa_id=phone(n)[1:], name=f"Customer {n}", attributes={}, **columns)
+                    for n in range(start, start + count)]
+        db.session.add_all(contacts)
+        db.session.commit()
+        return [contact.id for contact in contacts]
+
+
+def make_template(app, name: str = "hello_world", components=None) -> int:
+    with app.app_context():
+        template = MessageTemplate(name=name, language="en_US", category="UTILITY", status=TemplateStatus.APPROVED,
+                                   components=components or (ORDER_UPDATE if name == "order_update" else HELLO),
+                                   synced_at=datetime.now(UTC))
+        db.session.add(template)
+        db.session.commit()
+        return template.id
+
+
+def make_campaign(app, template_id: int | None = None, name: str = "Diwali offer", **fields) -> int:
+    """A draft campaign to everyone ({} audience) from the test sender; `fields` override any column."""
+    with app.app_context():
+        if template_id is None:
+            template_id = db.session.scalar(select(MessageTemplate.id).where(MessageTemplate.name == "hello_world"))
+        if template_id is None:
+            template_id = make_template(app)
+        campaign = Campaign(name=name, template_id=template_id, phone_number_id=PHONE_NUMBER_ID,
+                            audience=fields.pop("audience", {}), **fields)
+        db.session.add(campaign)
+        db.session.commit()
+        return campaign.id
+
+
+def launch(app, campaign_id: int, run: bool = True) -> None:
+    """Launch as the page does (the service, then the enqueue helper) and, by default, run every queued job."""
+    with app.app_context():
+        lifecycle.launch(campaign_id, None)
+        enqueue_send_batch(campaign_id)
+    if run:
+        run_jobs(app)
+
+
+def campaign_row(app, campaign_id: int) -> Campaign:
+    with app.app_context():
+        campaign = db.session.get(Campaign, campaign_id)
+        db.session.expunge(campaign)
+        return campaign
+
+
+def messages(app, campaign_id: int) -> dict[str, Message]:
+    """The campaign's messages by the contact's phone number."""
+    with app.app_context():
+        rows = db.session.scalars(select(Message).where(Message.campaign_id == campaign_id)).unique().all()
+        found = {message.contact.phone: message for message in rows}
+        db.session.expunge_all()
+        return found
+
+
+def statuses(app, campaign_id: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for message in messages(app, campaign_id).values():
+        counts[message.status] = counts.get(message.status, 0) + 1
+    return counts
+
+
+def assert_counters_match(app, campaign_id: int) -> dict[str, int]:
+    """The invariant: maintained counters equal a recount of the message rows."""
+    with app.app_context():
+        campaign = db.session.get(Campaign, campaign_id)
+        maintained, recount = message_state.maintained(campaign), message_state.recount(campaign_id)
+    assert maintained == recount
+    return recount
