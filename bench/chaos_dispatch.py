@@ -170,9 +170,9 @@ def _prepare(args: argparse.Namespace):
     from sqlalchemy import insert, text
 
     from app import create_app
+    from app.clock import utcnow
     from app.extensions import db
     from app.models import Contact, MessageTemplate
-    from app.models.base import utcnow
 
     app = create_app()
     _claim_redis(app.extensions["redis"])

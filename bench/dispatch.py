@@ -211,9 +211,9 @@ def _prepare(args: argparse.Namespace, name: str):
     from sqlalchemy import insert, text
 
     from app import create_app
+    from app.clock import utcnow
     from app.extensions import db
     from app.models import Contact, MessageTemplate
-    from app.models.base import utcnow
 
     if name == "sqlite":
         for suffix in ("", "-wal", "-shm"):
@@ -518,9 +518,9 @@ def naive_send(message_id: int) -> None:
     """The naive design (an RQ job): load one message, send it with the client, write the result."""
     from flask import current_app
 
+    from app.clock import utcnow
     from app.extensions import db
     from app.models import Message
-    from app.models.base import utcnow
     from app.services import message_state, rendering
     from app.whatsapp.client import WhatsAppClient
     from app.whatsapp.settings import WhatsAppSettings

@@ -35,10 +35,10 @@ from redis import Redis  # noqa: E402
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from app import create_app  # noqa: E402
+from app.clock import utcnow  # noqa: E402
 from app.config import TestConfig  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Campaign, CampaignStatus, Contact, Message, WebhookEvent  # noqa: E402
-from app.models.base import utcnow  # noqa: E402
 from app.whatsapp.webhook import sign  # noqa: E402
 from jobs.webhooks import DRAIN_QUEUED  # noqa: E402
 

@@ -20,6 +20,7 @@ from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import text
 
 import jobs.webhooks
+from app import clock as app_clock
 from app import create_app
 from app.config import TestConfig
 from app.extensions import db
@@ -247,3 +248,27 @@ def make_contact(app):
             return contact.id
 
     return make
+
+
+class FixedClock:
+    """What `app.clock.utcnow` answers while the `clock` fixture is on; set `now` to move time."""
+
+    def __init__(self, at):
+        self.now = at
+
+    @property
+    def now(self):
+        return self._now
+
+    @now.setter
+    def now(self, at) -> None:
+        self._now = at
+        app_clock.fix(at)
+
+
+@pytest.fixture
+def clock():
+    """Time stands still (at the real now, until the test sets `clock.now`) for every module at once."""
+    fixed = FixedClock(app_clock.utcnow())
+    yield fixed
+    app_clock.fix(None)

@@ -6,8 +6,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
 
+from app.clock import utcnow
 from app.errors import render_error
-from app.models.base import utcnow
 from app.services.errors import NotFound, ServiceError
 from app.services.templates import library
 from app.services.templates import parts as template_parts

@@ -10,8 +10,9 @@ from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, Str
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.clock import utcnow
 from app.extensions import db
-from app.models.base import UTCDateTime, utcnow
+from app.models.base import UTCDateTime
 
 # BIGINT on PostgreSQL for million-row tables; SQLite only auto-increments a plain INTEGER key.
 BigId = BigInteger().with_variant(Integer(), "sqlite")

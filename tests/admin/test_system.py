@@ -8,9 +8,9 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq_scheduler import Scheduler
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import AuditEntry, ContactImport, WebhookEvent
-from app.models.base import utcnow
 from app.models.contact_import import ImportStatus
 from app.queues import DEFAULT
 from app.services.contacts.imports.uploads import imports_folder

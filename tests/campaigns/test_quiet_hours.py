@@ -20,7 +20,6 @@ from app.extensions import db
 from app.models import Campaign, CampaignStatus, Contact, Message, MessageStatus
 from app.queues import DEFAULT
 from app.services.campaigns import batches as dispatch
-from app.services.campaigns import page as dispatch_progress
 from app.services.contacts import edits, phones
 from app.services.sending import claims as dispatch_claim
 from app.services.sending import sweeper as dispatch_sweeper
@@ -44,16 +43,10 @@ OVERNIGHT = (time(21), time(9))
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """The dispatcher's and the campaign page's idea of now, set by the test."""
-
-    class Clock:
-        now = MORNING
-
-    fixed = Clock()
-    monkeypatch.setattr(dispatch, "utcnow", lambda: fixed.now)
-    monkeypatch.setattr(dispatch_progress, "utcnow", lambda: fixed.now)
-    return fixed
+def clock(clock):
+    """Every test here starts on an Indian morning."""
+    clock.now = MORNING
+    return clock
 
 
 def save_contact(app, phone: str, name: str = "Customer") -> int:

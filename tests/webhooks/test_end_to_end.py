@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Message, OptOutSource, WebhookEvent
-from app.models.base import utcnow
 from app.services.sending import message_state
 from app.whatsapp.client import WhatsAppClient, body_parameters
 from app.whatsapp.settings import WhatsAppSettings

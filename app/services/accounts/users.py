@@ -9,9 +9,9 @@ from functools import cache
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Role, User
-from app.models.base import utcnow
 from app.services.admin import audit
 from app.services.errors import NotFound, ServiceError
 

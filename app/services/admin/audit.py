@@ -10,9 +10,9 @@ from flask import has_request_context, request
 from flask_login import current_user
 from sqlalchemy import delete, or_, select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import AuditEntry
-from app.models.base import utcnow
 
 PAGE_SIZE = 50
 

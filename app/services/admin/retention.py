@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import ContactImport
-from app.models.base import utcnow
 from app.models.contact_import import ImportStatus
 from app.services.admin import audit, settings
 from app.services.contacts.imports.uploads import stored_path

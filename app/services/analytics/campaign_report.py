@@ -11,9 +11,9 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Message, MessageStatus
-from app.models.base import utcnow
 from app.services.analytics.dashboard import rate
 from app.services.campaigns import campaign_state
 from app.services.errors import NotFound

@@ -16,9 +16,9 @@ from redis.exceptions import RedisError
 from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Contact, HourlyMessageStats
-from app.models.base import utcnow
 from app.queues import QUEUE_NAMES, redis_connection
 from app.services.admin import health, settings
 from app.services.admin.health import Health

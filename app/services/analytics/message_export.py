@@ -24,9 +24,9 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, Contact, Message
-from app.models.base import utcnow
 from app.queues import redis_connection
 from app.services import spreadsheets
 from app.services.admin import settings

@@ -22,9 +22,9 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Message, MessageStatus, TemplateStatus
-from app.models.base import utcnow
 from app.queues import redis_connection
 from app.services.campaigns import campaign_state
 from app.services.contacts import phones

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app.clock import utcnow
 from app.models import Campaign, CampaignStatus
-from app.models.base import utcnow
 from app.services.errors import ServiceError
 
 C = CampaignStatus

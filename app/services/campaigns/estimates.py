@@ -11,9 +11,9 @@ from datetime import timedelta
 
 from sqlalchemy import and_, exists, func, select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, Contact, Message
-from app.models.base import utcnow
 from app.services.admin import settings
 from app.services.campaigns import audience
 from app.services.sending import rate_limit

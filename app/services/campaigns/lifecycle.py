@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from sqlalchemy import String, case, cast, func, insert, literal, select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Contact, Message, MessageStatus, User
-from app.models.base import UTCDateTime, utcnow
+from app.models.base import UTCDateTime
 from app.models.contact import JsonDocument
 from app.services.admin import audit
 from app.services.campaigns import audience, campaign_state

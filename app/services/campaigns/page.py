@@ -15,9 +15,9 @@ from datetime import datetime
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Message, MessageStatus
-from app.models.base import utcnow
 from app.queues import redis_connection
 from app.services.campaigns import audience, batches, campaign_state, lifecycle, send_rate
 from app.services.campaigns import review as campaign_review

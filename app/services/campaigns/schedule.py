@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from croniter import croniter
 
-from app.models.base import utcnow
+from app.clock import utcnow
 from app.services.admin import settings
 
 SCHEDULE_KINDS = ("now", "at", "cron")

@@ -7,9 +7,9 @@ from enum import StrEnum
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Contact, OptOutSource, contact_tags
-from app.models.base import utcnow
 from app.services.admin import audit
 from app.services.contacts import phones, search, tags
 from app.services.errors import NotFound, ServiceError

@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import event, func, select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import AutoReplyFiring, AutoReplyRule
-from app.models.base import utcnow
 from app.queues import HIGH, get_queue
 from app.services.admin import audit
 from app.services.errors import NotFound, ServiceError

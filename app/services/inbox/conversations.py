@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Contact, Conversation, Message, User
-from app.models.base import utcnow
 from app.services.errors import NotFound, ServiceError
 from app.services.webhooks.inbound import AUTOMATIC_TYPES, StoredMessage
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, Contact, Message, MessageStatus, MessageTemplate, TemplateStatus
-from app.models.base import utcnow
 from app.services.errors import ServiceError
 from app.services.inbox import conversations
 from app.services.sending import message_state

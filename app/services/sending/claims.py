@@ -13,9 +13,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Select, false, or_, select, update
 from sqlalchemy.orm import lazyload
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, Contact, Message, MessageStatus
-from app.models.base import utcnow
 from app.services.errors import ServiceError
 from app.services.sending import message_state
 from app.services.sending.sender import SendItem

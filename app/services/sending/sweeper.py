@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import exists, select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Message, MessageStatus
-from app.models.base import utcnow
 from app.services.campaigns import batches as dispatch
 from app.services.sending import message_state
 from app.services.sending.claims import due, hold_write_lock

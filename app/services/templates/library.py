@@ -13,9 +13,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import AuditEntry, MessageTemplate, TemplateStatus, User
-from app.models.base import utcnow
 from app.services.admin import audit
 from app.services.errors import NotFound, ServiceError
 from app.services.templates import rules as template_rules

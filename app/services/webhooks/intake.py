@@ -21,9 +21,9 @@ from queue import SimpleQueue
 
 from sqlalchemy import Connection, Engine, delete, or_, select, update
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import WebhookEvent
-from app.models.base import utcnow
 from app.services.admin import audit
 from app.services.errors import NotFound
 

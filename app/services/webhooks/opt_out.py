@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Contact, Message, MessageStatus, OptOutSource
-from app.models.base import utcnow
 from app.services.admin import settings
 from app.services.sending import message_state
 from app.services.webhooks.inbound import AUTOMATIC_TYPES, StoredMessage, contact_for

@@ -15,9 +15,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign
-from app.models.base import utcnow
 from app.services.inbox import auto_replies
 from app.services.sending import message_state
 from app.services.webhooks import inbound, intake, opt_out, template_updates

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import update
 
+from app.clock import utcnow
 from app.extensions import db
-from app.models.base import utcnow
 from app.models.contact_import import ContactImport, ImportStatus
 from app.services.admin import audit
 from app.services.contacts.imports import readers

@@ -14,9 +14,9 @@ from sqlalchemy import BigInteger, DateTime, Integer, String, Table, Text, any_,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Contact, ContactImportProblem, contact_tags
-from app.models.base import utcnow
 from app.services.contacts import phones
 from app.services.contacts.imports.records import ContactRecord, Problem
 from app.services.contacts.tags import ensure_tags, tag_key
