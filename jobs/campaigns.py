@@ -1,32 +1,31 @@
 """Campaign jobs: send batches, start scheduled campaigns, sweep. This module owns their enqueue helpers.
 
-A campaign sends in a few parallel lanes (SEND_PARALLEL_BATCHES), so several workers can share one campaign.
-Each lane has at most one live job; its id alternates between two fixed names, so a batch can queue its successor
-while it is still running, and a lane is never queued twice however often the view, a batch or the sweeper asks.
+A campaign sends in a few parallel lanes (SEND_PARALLEL_BATCHES), so several workers can share one campaign; each
+lane is queued through jobs.lanes, so it has at most one live job and is never queued twice.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from rq.exceptions import DuplicateJobError
-from rq.job import Job, JobStatus, get_current_job
+from rq.job import Job
 from rq_scheduler import Scheduler
 
-from app.queues import DEFAULT, get_queue, redis_connection
+from app.queues import DEFAULT, redis_connection
 from app.services.campaigns import batches as dispatch
 from app.services.campaigns import lanes as dispatch_lane
 from app.services.campaigns import lifecycle
-from app.services.sending import sweeper as dispatch_sweeper
+from app.services.campaigns import sweep as campaign_sweep
+from jobs.lanes import enqueue_lane
+from jobs.sending import sweep_direct
 
 log = logging.getLogger(__name__)
 
 BATCH_TIMEOUT = 10 * 60  # a batch holds seconds of sends; this only catches a hung one
 LAUNCH_TIMEOUT = 60 * 60  # materialising a million recipients on a slow database
 LANE_BUDGET_SECONDS = 30  # how long one job goes on sending a lane's batches before queueing the next
-STALE_HEARTBEAT_SECONDS = 120  # a started job silent this long lost its worker
 START_JOB_PREFIX = "campaign-start-"
 
 
@@ -68,51 +67,8 @@ def enqueue_send_batch(campaign_id: int, delay: float | None = None, lane: int |
 
 
 def _enqueue_lane(campaign_id: int, lane: int, delay: float | None) -> Job | None:
-    current = get_current_job()
-    names = [f"send-batch-{campaign_id}-{lane}-{parity}" for parity in "ab"]
-    others = [name for name in names if current is None or name != current.id]
-    for job in Job.fetch_many(others, connection=redis_connection()):
-        if job is not None and _alive(job, later_is_enough=bool(delay)):
-            return None
-        if job is not None:
-            _forget(job)  # done, failed, lost with its worker, or not due soon enough: make room under the name
-    options = {"job_id": others[0], "job_timeout": BATCH_TIMEOUT, "result_ttl": 0, "failure_ttl": 24 * 60 * 60,
-               "unique": True, "description": f"campaign {campaign_id}: send batch (lane {lane})"}
-    queue = get_queue(DEFAULT)
-    try:
-        if delay and delay > 0:
-            return queue.enqueue_in(timedelta(seconds=delay), send_batch, campaign_id, lane, **options)
-        return queue.enqueue(send_batch, campaign_id, lane, **options)
-    except DuplicateJobError:
-        return None  # queued by someone else a moment ago
-
-
-def _forget(job: Job) -> None:
-    """Delete a lane's old job; one whose worker was killed mid-run has no execution record left."""
-    try:
-        job.delete()
-    except ValueError:
-        # RQ 3 raises "Execution … not found" for a job a SIGKILLed worker was running: drop its keys directly.
-        for registry in (job.failed_job_registry, job.finished_job_registry):
-            registry.remove(job.id)
-        redis_connection().delete(job.key, job.dependents_key, job.dependencies_key)
-
-
-def _alive(job: Job, later_is_enough: bool) -> bool:
-    """Whether the lane's job will run (or runs): a batch wanted now replaces one scheduled for later."""
-    status = job.get_status(refresh=False)
-    if status == JobStatus.SCHEDULED:
-        return later_is_enough
-    if status in (JobStatus.QUEUED, JobStatus.DEFERRED):
-        return True
-    if status != JobStatus.STARTED:
-        return False
-    beat = job.last_heartbeat or job.started_at
-    return beat is not None and _utc(beat) > datetime.now(UTC) - timedelta(seconds=STALE_HEARTBEAT_SECONDS)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return enqueue_lane(f"send-batch-{campaign_id}-{lane}", DEFAULT, send_batch, campaign_id, lane, delay=delay,
+                        timeout=BATCH_TIMEOUT, description=f"campaign {campaign_id}: send batch (lane {lane})")
 
 
 def launch_scheduled(campaign_id: int) -> dict:
@@ -152,13 +108,15 @@ def _scheduler() -> Scheduler:
 
 
 def sweep() -> dict:
-    """Settle stuck messages, complete finished campaigns, and rebuild lost work from the database: batches of
-    running campaigns with due messages, and the scheduled starts of scheduled campaigns."""
-    report = dispatch_sweeper.sweep()
+    """Settle stuck messages of every source, complete finished campaigns, and rebuild lost work from the database:
+    batches of running campaigns with due messages, the scheduled starts of scheduled campaigns, and the direct lane
+    when messages sent on their own are due."""
+    report = campaign_sweep.sweep()
     queued = sum(len(enqueue_send_batch(campaign_id)) for campaign_id in report.due)
     rescheduled = _restore_scheduled_starts(report.scheduled)
+    direct = sweep_direct()
     log.info("sweep: %s, %s batches queued, %s starts rescheduled", report, queued, rescheduled)
-    return {**asdict(report), "batches_queued": queued, "starts_rescheduled": rescheduled}
+    return {**asdict(report), "batches_queued": queued, "starts_rescheduled": rescheduled, **direct}
 
 
 def _restore_scheduled_starts(campaign_ids: list[int]) -> int:

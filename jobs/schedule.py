@@ -23,7 +23,6 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     # Every minute, on the sending queue: low-priority work would wait behind a campaign's batches.
     PeriodicJob("jobs.campaigns.sweep", cron="* * * * *", queue=DEFAULT, timeout=300),
     PeriodicJob("jobs.webhooks.sweep_webhook_events", cron="* * * * *"),  # every minute: retries, lost jobs
-    PeriodicJob("jobs.inbox.sweep_replies", cron="* * * * *"),  # replies left pending by a Redis outage
     PeriodicJob("jobs.templates.sync_templates", cron="23 * * * *"),  # hourly: Meta's verdicts, pauses, quality
 ]
 

@@ -1,18 +1,19 @@
-"""Webhook jobs: process a stored event, sweep up events and confirmations left behind, send opt-out confirmations."""
+"""Webhook jobs: process stored events (in drains of many), and sweep up events left behind.
+
+Messages that processing queues to send on their own (opt-out confirmations, auto-replies) go out through the direct
+lane, queued here once their transaction has committed."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-from flask import current_app
 from redis.exceptions import RedisError
 from rq.job import Job
 
 from app.queues import HIGH, get_queue, redis_connection
-from app.services.webhooks import intake, opt_out, processing
-from app.whatsapp.client import WhatsAppClient
-from app.whatsapp.settings import WhatsAppSettings
+from app.services.webhooks import intake, processing
+from jobs.sending import enqueue_send_direct
 
 log = logging.getLogger(__name__)
 
@@ -42,30 +43,21 @@ def process_webhook_event(event_id: int) -> str | None:
         raise
     if report is None:
         return None
-    for contact_id in report.confirmations:
-        enqueue_send_opt_out_confirmation(contact_id)
+    if report.queued:
+        enqueue_send_direct()
     return report.outcome
 
 
 def sweep_webhook_events() -> dict[str, int]:
-    """Periodic: retry unfinished events (unknown messages, lost jobs) and re-queue unsent opt-out confirmations."""
+    """Periodic: retry unfinished events (unknown messages, lost jobs)."""
     deadline, swept, failures, after_id = time.monotonic() + SWEEP_BUDGET_SECONDS, 0, [], 0
     # The cursor visits each due event once per sweep: one still waiting for its message stays due.
     while time.monotonic() < deadline and (events := intake.claim_due(after_id)):
         after_id, swept = events[-1].id, swept + len(events)
         failures += _apply_batch(events)
-    contacts = opt_out.awaiting_confirmation()
-    for contact_id in contacts:
-        enqueue_send_opt_out_confirmation(contact_id)
     if failures:
         raise RuntimeError(f"{len(failures)} of {swept} webhook events failed again: {failures[:20]}")
-    return {"events": swept, "confirmations": len(contacts)}
-
-
-def send_opt_out_confirmation(contact_id: int) -> int:
-    """Send the contact's pending opt-out confirmation through the Cloud API; returns how many went out."""
-    with WhatsAppClient(WhatsAppSettings.from_mapping(current_app.config)) as client:
-        return opt_out.send_confirmations(contact_id, client)
+    return {"events": swept}
 
 
 def enqueue_process_webhook_event(event_id: int) -> Job | None:
@@ -139,9 +131,8 @@ def _apply_batch(events: list[intake.ClaimedEvent]) -> list[int]:
     except Exception:
         log.exception("a batch of %d webhook events failed; applying them one at a time", len(events))
         return _apply_one_by_one([event.id for event in events])
-    for report in reports:
-        for contact_id in report.confirmations:
-            enqueue_send_opt_out_confirmation(contact_id)
+    if any(report.queued for report in reports):
+        enqueue_send_direct()
     return []
 
 
@@ -153,14 +144,3 @@ def _apply_one_by_one(event_ids: list[int]) -> list[int]:
         except Exception:  # already logged and counted on the event; go on with the others
             failures.append(event_id)
     return failures
-
-
-def enqueue_send_opt_out_confirmation(contact_id: int) -> Job | None:
-    """Queue the confirmation send; one job id per contact, and the pending row makes a double send impossible."""
-    try:
-        return get_queue(HIGH).enqueue(send_opt_out_confirmation, contact_id,
-                                       job_id=f"opt-out-confirmation-{contact_id}", job_timeout=2 * 60,
-                                       result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
-    except RedisError as error:
-        log.warning("could not queue the opt-out confirmation for contact %s (%s); the sweeper will", contact_id, error)
-        return None

@@ -9,7 +9,7 @@ from app.services.errors import NotFound, ServiceError
 from app.services.inbox import conversations as inbox
 from app.services.inbox import replies as inbox_replies
 from app.services.templates import library, rendering
-from jobs.inbox import enqueue_send_replies
+from jobs.sending import enqueue_send_direct
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -67,7 +67,7 @@ def reply(contact_id: int):
         abort(404)
     except ServiceError as error:
         return _page(_thread(contact_id), error=error, form=request.form), 422
-    enqueue_send_replies(contact_id)
+    enqueue_send_direct()
     return redirect(url_for("inbox.conversation", contact_id=contact_id))
 
 

@@ -6,8 +6,10 @@ from app.models.campaign import (
     CampaignStatus,
     HourlyMessageStats,
     Message,
+    MessageSource,
     MessageStatus,
     MessageTemplate,
+    SendRun,
     TemplateStatus,
     WebhookEvent,
 )
@@ -18,6 +20,7 @@ from app.models.user import Role, User
 
 __all__ = [
     "AuditEntry", "AutoReplyFiring", "AutoReplyRule", "Campaign", "CampaignStatus", "Contact", "ContactImport",
-    "ContactImportProblem", "Conversation", "HourlyMessageStats", "Message", "MessageStatus", "MessageTemplate",
-    "OptOutSource", "Role", "Setting", "Tag", "TemplateStatus", "User", "WebhookEvent", "contact_tags",
+    "ContactImportProblem", "Conversation", "HourlyMessageStats", "Message", "MessageSource", "MessageStatus",
+    "MessageTemplate", "OptOutSource", "Role", "SendRun", "Setting", "Tag", "TemplateStatus", "User", "WebhookEvent",
+    "contact_tags",
 ]

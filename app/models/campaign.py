@@ -87,13 +87,6 @@ class Campaign(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.DRAFT, index=True)
     pause_reason: Mapped[str | None] = mapped_column(Text)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"), index=True)
-    targeted: Mapped[int] = mapped_column(Integer, default=0)
-    skipped: Mapped[int] = mapped_column(Integer, default=0)
-    sent: Mapped[int] = mapped_column(Integer, default=0)
-    delivered: Mapped[int] = mapped_column(Integer, default=0)
-    read: Mapped[int] = mapped_column(Integer, default=0)
-    failed: Mapped[int] = mapped_column(Integer, default=0)
-    replied: Mapped[int] = mapped_column(Integer, default=0)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -101,6 +94,61 @@ class Campaign(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     template: Mapped[MessageTemplate | None] = relationship(lazy="joined")
+    run: Mapped[SendRun | None] = relationship(lazy="joined", back_populates="campaign", uselist=False,
+                                               cascade="all, delete-orphan", passive_deletes=True)
+
+    def send_run(self) -> SendRun:
+        """The campaign's run, made on first use (at launch); a draft has none and counts zeros."""
+        if self.run is None:
+            self.run = SendRun(source=MessageSource.CAMPAIGN, phone_number_id=self.phone_number_id)
+        return self.run
+
+
+def _run_counter(name: str) -> property:
+    def read(campaign: Campaign) -> int:
+        return getattr(campaign.run, name) if campaign.run is not None else 0
+
+    def write(campaign: Campaign, value: int) -> None:
+        setattr(campaign.send_run(), name, value)
+
+    return property(read, write, doc=f"The run's `{name}` counter (0 before launch).")
+
+
+for _name in ("targeted", "skipped", "sent", "delivered", "read", "failed", "replied"):
+    setattr(Campaign, _name, _run_counter(_name))
+
+
+class MessageSource:
+    """Where an outbound message came from. Campaign messages belong to a run; the others are sent one by one."""
+
+    CAMPAIGN = "campaign"
+    INBOX_REPLY = "inbox_reply"  # staff in the inbox
+    AUTO_REPLY = "auto_reply"  # a keyword auto-reply rule
+    OPT_OUT_CONFIRMATION = "opt_out_confirmation"
+    INBOUND = "inbound"  # the customer's own message (direction "in")
+
+
+class SendRun(db.Model):
+    """Messages sent to many contacts at once, counted together: a campaign's run (each run of a recurring campaign
+    is a campaign of its own), and later alert runs and reminder batches. The counters are maintained in the same
+    transaction as every status change (app.services.sending.message_state) and always equal a recount."""
+
+    __tablename__ = "send_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(24))  # MessageSource
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), unique=True)
+    phone_number_id: Mapped[str] = mapped_column(String(64), default="")
+    targeted: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    delivered: Mapped[int] = mapped_column(Integer, default=0)
+    read: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    replied: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    campaign: Mapped[Campaign | None] = relationship(back_populates="run")
 
 
 class MessageStatus:
@@ -118,8 +166,9 @@ class MessageStatus:
 class Message(db.Model):
     __tablename__ = "messages"
     __table_args__ = (
-        UniqueConstraint("campaign_id", "contact_id", name="uq_messages_campaign_id_contact_id"),
+        UniqueConstraint("run_id", "contact_id", name="uq_messages_run_id_contact_id"),
         Index("ix_messages_campaign_id_status_next_attempt_at", "campaign_id", "status", "next_attempt_at"),
+        Index("ix_messages_run_id_status_next_attempt_at", "run_id", "status", "next_attempt_at"),
         Index("ix_messages_contact_id_created_at", "contact_id", "created_at"),
         Index("ix_messages_status_claimed_at", "status", "claimed_at"),
         Index("ix_messages_created_at", "created_at"),
@@ -127,6 +176,8 @@ class Message(db.Model):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("send_runs.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(24), default=MessageSource.CAMPAIGN)  # MessageSource
     contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"))
     direction: Mapped[str] = mapped_column(String(3), default="out")  # out | in
     message_type: Mapped[str] = mapped_column(String(16), default="template")  # template | text | image | …

@@ -151,11 +151,13 @@ class Ledger:
 
 
 def tracker_of(biz_opaque_callback_data: str | None, fallback: str) -> str:
-    """What a duplicate is counted against: the part of the callback data before its last ':'."""
+    """What a duplicate is counted against: the part of the callback data before its last ':' (a run, so one
+    recipient getting two of its messages is a duplicate), or the whole of it for a message sent on its own ("m:…",
+    so only the same message sent twice is)."""
     if not biz_opaque_callback_data:
         return fallback
     head, separator, _ = biz_opaque_callback_data.rpartition(":")
-    return head if separator else biz_opaque_callback_data
+    return head if separator and head != "m" else biz_opaque_callback_data
 
 
 class ThroughputLimiter:

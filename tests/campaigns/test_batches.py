@@ -11,9 +11,9 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Contact, Message, MessageStatus, User
 from app.services.campaigns import batches as dispatch
-from app.services.campaigns import lifecycle
+from app.services.campaigns import engine, lifecycle, prepare
 from app.services.campaigns import page as dispatch_progress
-from app.services.sending import claims, results
+from app.services.sending import results
 from app.whatsapp.client import SendResult
 from app.whatsapp.errors import ERROR_TABLE, classify
 from jobs.campaigns import enqueue_send_batch, send_batch
@@ -23,6 +23,7 @@ from tests.factories.campaigns import (
     add_contacts,
     assert_counters_match,
     campaign_row,
+    claim_of,
     launch,
     make_campaign,
     make_template,
@@ -68,18 +69,19 @@ def test_campaign_sends_everyone_once_renders_each_message_and_completes(app, si
     assert first.parameters["components"][0]["parameters"][0]["text"] == "Customer 1"
     ledger = sim.ledger(detail=True)
     assert (ledger["accepted"], ledger["recipients"], ledger["duplicates"]) == (25, 25, 0)
-    assert {send["tracker"] for send in ledger["recent"]} == {f"c{campaign_id}"}
+    assert {send["tracker"] for send in ledger["recent"]} == {f"r{campaign.run.id}"}
     assert digits(99) not in ledger["per_recipient"]
 
 
-def test_callback_data_is_c_campaign_colon_message_id(app, sim):
+def test_callback_data_is_r_run_colon_message_id(app, sim):
     add_contacts(app, 1)
     campaign_id = make_campaign(app)
     launch(app, campaign_id, run=False)
     with app.app_context():
-        ids = claims.claim(campaign_id, 10, datetime.now(UTC))
-        items = claims.prepare(db.session.get(Campaign, campaign_id), ids, datetime.now(UTC))
-    assert [item.callback for item in items] == [f"c{campaign_id}:{ids[0]}"]
+        ids = claim_of(campaign_id, 10, datetime.now(UTC))
+        campaign = db.session.get(Campaign, campaign_id)
+        items = prepare.prepare(campaign, ids, datetime.now(UTC))
+        assert [item.callback for item in items] == [f"r{campaign.run.id}:{ids[0]}"]
 
 
 def test_contact_opted_out_after_launch_is_skipped_at_send_time(app, sim):
@@ -118,7 +120,7 @@ def test_a_value_emptied_after_launch_fails_that_message_with_the_reason_and_sen
 
     rows = messages(app, campaign_id)
     failed = rows[phone(2)]
-    assert (failed.status, failed.error_title) == (S.FAILED, claims.RENDER_FAILED_TITLE)
+    assert (failed.status, failed.error_title) == (S.FAILED, prepare.RENDER_FAILED_TITLE)
     assert failed.error_detail == "No value for body.1 for this contact, so WhatsApp would reject it."
     assert rows[phone(1)].status == rows[phone(3)].status == S.SENT
     assert rows[phone(1)].body.startswith("Hi Pune,")
@@ -267,7 +269,7 @@ def test_stop_class_error_pauses_every_running_campaign_of_the_sender_and_warns_
     for paused in (campaign_id, other):
         campaign = campaign_row(app, paused)
         assert campaign.status == C.PAUSED
-        assert campaign.pause_reason.startswith(results.STOP_REASON_PREFIX)
+        assert campaign.pause_reason.startswith(engine.STOP_REASON_PREFIX)
         assert "Access token expired or invalid" in campaign.pause_reason
         assert_counters_match(app, paused)
     admin = make_user("admin")
@@ -333,7 +335,7 @@ def test_an_unexpected_error_pauses_the_campaign_releases_its_batch_and_fails_th
     def broken(campaign, contact):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(claims.rendering, "render", broken)
+    monkeypatch.setattr(prepare.rendering, "render", broken)
     with app.app_context(), pytest.raises(RuntimeError):
         send_batch(campaign_id)
     campaign = campaign_row(app, campaign_id)

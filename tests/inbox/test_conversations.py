@@ -27,7 +27,7 @@ def _template(app, components=ORDER, name="order_update") -> int:
 
 def _replies(app, wa_id=ASHA) -> list[Message]:
     return [m for m in support.messages_of(app, wa_id, direction="out")
-            if (m.parameters or {}).get("purpose") == "inbox_reply"]
+            if m.source == "inbox_reply"]
 
 
 def test_window_is_24_hours_from_the_customers_last_message():
@@ -93,7 +93,7 @@ def test_free_text_inside_the_window_is_sent_and_gets_its_ticks(hooks, staff_cli
     [reply] = _replies(hooks.app)
     assert (reply.status, reply.body, reply.campaign_id, reply.message_type) == ("sent", "Tomorrow!", None, "text")
     [send] = hooks.sends(ASHA)
-    assert send["wamid"] == reply.wamid and send["tracker"] == "inbox"
+    assert send["wamid"] == reply.wamid and send["tracker"] == f"m:{reply.id}"
     assert 'data-status="sent">✓<' in staff_client.get(f"/inbox/{asha}").get_data(as_text=True)
 
     hooks.deliver(statuses_body(support.status(reply.wamid, "delivered", recipient=ASHA)))

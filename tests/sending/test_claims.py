@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import Message, MessageStatus
 from app.services.sending import claims, message_state
 from tests.factories import campaigns as support
-from tests.factories.campaigns import add_contacts, assert_counters_match, launch, make_campaign
+from tests.factories.campaigns import add_contacts, assert_counters_match, claim_of, launch, make_campaign
 
 sim, sim_process_wide = support.sim, support.sim_process_wide  # fixtures
 S = MessageStatus
@@ -19,7 +19,7 @@ S = MessageStatus
 def claim_until_empty(app, campaign_id: int, claimed: list[list[int]], start: threading.Barrier) -> None:
     with app.app_context():
         start.wait()
-        while ids := claims.claim(campaign_id, 7, datetime.now(UTC)):
+        while ids := claim_of(campaign_id, 7, datetime.now(UTC)):
             claimed.append(ids)
         db.session.remove()
 
@@ -55,18 +55,18 @@ def test_a_claim_takes_only_due_pending_messages_of_its_campaign(app, sim):
         db.session.execute(update(Message).where(Message.id == later)
                            .values(next_attempt_at=datetime.now(UTC) + timedelta(minutes=5)))
         db.session.commit()
-        ids = claims.claim(campaign_id, 100, datetime.now(UTC))
+        ids = claim_of(campaign_id, 100, datetime.now(UTC))
         assert first in ids and later not in ids and len(ids) == 3
-        assert claims.claim(campaign_id, 100, datetime.now(UTC)) == []
+        assert claim_of(campaign_id, 100, datetime.now(UTC)) == []
         assert claims.release(ids) == 3
-        assert len(claims.claim(campaign_id, 100, datetime.now(UTC))) == 3
+        assert len(claim_of(campaign_id, 100, datetime.now(UTC))) == 3
 
 
 def test_bulk_moves_only_allow_transitions_that_change_no_counter(app):
     with app.app_context():
         for old, new in [(S.SENDING, S.SENT), (S.PENDING, S.SKIPPED), (S.SENT, S.PENDING)]:
             try:
-                claims.bulk_move(old, new)
+                message_state.bulk_move(old, new)
             except ValueError:
                 continue
             raise AssertionError(f"{old} → {new} was allowed in bulk")

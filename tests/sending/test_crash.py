@@ -118,6 +118,7 @@ def test_a_lane_whose_worker_was_killed_can_be_queued_again(app, monkeypatch):
     from rq.job import Job
 
     from jobs import campaigns as campaign_jobs
+    from jobs import lanes
 
     with app.app_context():
         assert len(campaign_jobs.enqueue_send_batch(4242, lane=0)) == 1
@@ -126,6 +127,6 @@ def test_a_lane_whose_worker_was_killed_can_be_queued_again(app, monkeypatch):
             raise ValueError(f"Execution {self.id} not found in Redis")
 
         monkeypatch.setattr(Job, "delete", broken_delete)
-        monkeypatch.setattr(campaign_jobs, "_alive", lambda job, later_is_enough: False)  # its worker is gone
+        monkeypatch.setattr(lanes, "_alive", lambda job, later_is_enough: False)  # its worker is gone
         again = campaign_jobs.enqueue_send_batch(4242, lane=0)
     assert [job.get_status() for job in again] == ["queued"]  # before the fix: ValueError, lane stuck for good

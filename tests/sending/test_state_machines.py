@@ -21,7 +21,7 @@ def campaign_with_message(app, make_contact):
         campaign = Campaign(name="Diwali", phone_number_id="1", status=CampaignStatus.RUNNING, targeted=1)
         db.session.add(campaign)
         db.session.flush()
-        message = Message(campaign_id=campaign.id, contact_id=contact_id, status=S.SENDING)
+        message = Message(campaign_id=campaign.id, run_id=campaign.run.id, contact_id=contact_id, status=S.SENDING)
         db.session.add(message)
         db.session.commit()
         return campaign.id, message.id
@@ -37,7 +37,7 @@ def _apply(app, message_id, *statuses):
             db.session.commit()
         message = db.session.get(Message, message_id)
         campaign = db.session.get(Campaign, message.campaign_id)
-        return message.status, message_state.maintained(campaign), message_state.recount(campaign.id)
+        return message.status, message_state.maintained(campaign), message_state.recount(campaign.run.id)
 
 
 @pytest.mark.parametrize("order", [

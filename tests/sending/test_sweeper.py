@@ -9,8 +9,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Message, MessageStatus
 from app.queues import DEFAULT
-from app.services.campaigns import lifecycle
-from app.services.sending import claims as dispatch_claim
+from app.services.campaigns import lifecycle, prepare
 from app.services.sending import message_state
 from app.whatsapp.client import WhatsAppClient
 from jobs.campaigns import sweep
@@ -20,6 +19,7 @@ from tests.factories.campaigns import (
     add_contacts,
     assert_counters_match,
     campaign_row,
+    claim_of,
     launch,
     make_campaign,
     messages,
@@ -63,7 +63,7 @@ def test_stuck_messages_wait_out_the_grace_period_then_are_sent_again(app, sim):
     campaign_id = make_campaign(app)
     launch(app, campaign_id, run=False)
     with app.app_context():
-        dispatch_claim.claim(campaign_id, 10, datetime.now(UTC))  # then the worker died
+        claim_of(campaign_id, 10, datetime.now(UTC))  # then the worker died
 
     age_claims(app, campaign_id, 599)
     assert run_sweep(app)["returned"] == 0
@@ -99,7 +99,7 @@ def test_out_of_tries_a_stuck_message_fails_with_the_no_answer_explanation(app, 
     campaign_id = make_campaign(app)
     launch(app, campaign_id, run=False)
     with app.app_context():
-        ids = dispatch_claim.claim(campaign_id, 10, datetime.now(UTC))
+        ids = claim_of(campaign_id, 10, datetime.now(UTC))
         db.session.execute(update(Message).where(Message.id.in_(ids)).values(attempts=1))
         db.session.commit()
     age_claims(app, campaign_id, 3600)
@@ -138,7 +138,7 @@ def test_the_sweeper_completes_a_campaign_whose_last_message_a_webhook_settled(a
     campaign_id = make_campaign(app)
     launch(app, campaign_id, run=False)
     with app.app_context():
-        ids = dispatch_claim.claim(campaign_id, 10, datetime.now(UTC))
+        ids = claim_of(campaign_id, 10, datetime.now(UTC))
     status_webhook(app, ids)
     assert campaign_row(app, campaign_id).status == C.RUNNING
     assert run_sweep(app)["completed"] == [campaign_id]
@@ -152,8 +152,8 @@ def test_a_worker_crash_mid_batch_then_restart_sends_nobody_anything_twice(app, 
     launch(app, campaign_id, run=False)
     # The worker claims a batch of 10, gets six out, and dies before writing any result.
     with app.app_context():
-        claimed = dispatch_claim.claim(campaign_id, 10, datetime.now(UTC))
-        items = dispatch_claim.prepare(db.session.get(Campaign, campaign_id), claimed, datetime.now(UTC))
+        claimed = claim_of(campaign_id, 10, datetime.now(UTC))
+        items = prepare.prepare(db.session.get(Campaign, campaign_id), claimed, datetime.now(UTC))
         client = WhatsAppClient(support_settings(app))
         out = {item.message_id: client.send_template(item.to, "hello_world", "en_US", item.components,
                                                      biz_opaque_callback_data=item.callback).wamid

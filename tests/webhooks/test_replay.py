@@ -38,6 +38,7 @@ class Plan:
     statuses: list[str]
     failure_code: int | None = None
     id: int = 0
+    run_id: int = 0
     wamid: str = field(init=False)
 
     def __post_init__(self):
@@ -78,12 +79,17 @@ def _store(app, rng: random.Random) -> list[Plan]:
     with app.app_context():
         campaigns = [Campaign(name=f"Replay {n}", phone_number_id=support.wa.PHONE_NUMBER_ID, status="running")
                      for n in range(CAMPAIGNS)]
+        for campaign in campaigns:
+            campaign.send_run()
         db.session.add_all(campaigns)
         db.session.flush()
+        runs = {campaign.id: campaign.run.id for campaign in campaigns}
         db.session.execute(insert(Contact), [{"phone": f"+9197{n:08d}", "wa_id": f"9197{n:08d}", "attributes": {}}
                                              for n in range(PER_CAMPAIGN)])
         contacts = db.session.scalars(select(Contact.id).order_by(Contact.id)).all()
         plans = [_plan(rng, n, campaigns[n // PER_CAMPAIGN].id) for n in range(CAMPAIGNS * PER_CAMPAIGN)]
+        for plan in plans:
+            plan.run_id = runs[plan.campaign_id]
         db.session.execute(insert(Message), [_message_row(plan, contacts[plan.index % PER_CAMPAIGN]) for plan in plans])
         for campaign in campaigns:
             campaign.targeted = PER_CAMPAIGN
@@ -97,7 +103,7 @@ def _store(app, rng: random.Random) -> list[Plan]:
 
 
 def _message_row(plan: Plan, contact_id: int) -> dict:
-    return {"campaign_id": plan.campaign_id, "contact_id": contact_id, "status": "sent" if plan.recorded else "sending",
+    return {"campaign_id": plan.campaign_id, "run_id": plan.run_id, "contact_id": contact_id, "status": "sent" if plan.recorded else "sending",
             "wamid": plan.wamid if plan.recorded else None, "sent_at": plan.recorded_at(), "parameters": {},
             "content": {}}
 
@@ -105,7 +111,7 @@ def _message_row(plan: Plan, contact_id: int) -> dict:
 def _webhook_statuses(plans: list[Plan], rng: random.Random) -> list[dict]:
     items = []
     for plan in plans:
-        callback = None if plan.recorded else f"c{plan.campaign_id}:{plan.id}"
+        callback = None if plan.recorded else f"r{plan.run_id}:{plan.id}"
         for name in plan.statuses:
             item = status(plan.wamid, name, plan.index * 10 + OFFSET[name], callback=callback,
                           error_code=plan.failure_code if name == "failed" else None)
@@ -144,7 +150,7 @@ def _assert_counters(plans: list[Plan]) -> None:
         mine = [plan.expected() for plan in plans if plan.campaign_id == campaign.id]
         expected = {"targeted": PER_CAMPAIGN, "skipped": 0, "replied": 0,
                     **{name: sum(1 for e in mine if e[f"{name}_at"]) for name in expected_total}}
-        assert message_state.maintained(campaign) == message_state.recount(campaign.id) == expected
+        assert message_state.maintained(campaign) == message_state.recount(campaign.run.id) == expected
         for name in expected_total:
             expected_total[name] += expected[name]
     # The hourly series counts what webhooks moved: every delivered, read and failed, and the unrecorded sends.

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from app.services.sending.sender import whatsapp_settings
 from app.whatsapp.client import WhatsAppApiError, WhatsAppClient
-from app.whatsapp.settings import WhatsAppSettings
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ def check_connection() -> ConnectionResult:
                                  "WHATSAPP_PHONE_NUMBER_ID") if not config.get(name)]
     if missing:
         return ConnectionResult(False, "Not configured", f"Set {', '.join(missing)} in the environment.")
-    settings = WhatsAppSettings.from_mapping(config)
+    settings = whatsapp_settings()
     try:
         with WhatsAppClient(settings) as client:
             templates = client.list_templates(limit=25)

@@ -1,9 +1,10 @@
-"""The dispatch engine: one batch of a running campaign at a time.
+"""A campaign's batches through the send path, one at a time.
 
-A batch re-checks that the campaign is running, claims due pending messages (dispatch_claim), renders them,
-releases the database connection, sends them at the sender's shared rate over keep-alive HTTP (dispatch_sender),
-writes all results with the counters in one transaction (dispatch_results), and says when the next batch is due.
-The job that runs it (jobs.campaigns.send_batch) enqueues that next batch.
+A batch re-checks that the campaign is running, claims due pending messages of its run (sending.claims), renders
+them (prepare), releases the database connection, sends them at the sender's shared rate over keep-alive HTTP
+(sending.sender), writes all results with the counters in one transaction (sending.results, with the campaign's
+part in engine.settle_batch), and says when the next batch is due. The job that runs it (jobs.campaigns.send_batch)
+enqueues that next batch.
 
 Quiet hours are kept in each recipient's own time (the timezone their number belongs to, copied onto the message at
 launch; the campaign's timezone when unknown): a batch claims only recipients outside them, and when only held
@@ -26,11 +27,9 @@ from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Message, MessageStatus, TemplateStatus
 from app.queues import redis_connection
-from app.services.campaigns import campaign_state
+from app.services.campaigns import campaign_state, engine, prepare
 from app.services.contacts import phones
-from app.services.sending import claims as dispatch_claim
-from app.services.sending import rate_limit
-from app.services.sending import results as dispatch_results
+from app.services.sending import claims, rate_limit, results
 from app.services.sending.sender import Outcome, SendItem, SendPlan, send_all, whatsapp_settings
 from app.whatsapp.settings import WhatsAppSettings
 
@@ -107,14 +106,14 @@ def ready_batch(campaign_id: int) -> ReadyBatch | BatchReport:
     if waiting is not None:
         return waiting
     plan, size = send_plan(campaign), batch_size(campaign)
-    ids = dispatch_claim.claim(campaign_id, size, now, *sendable(quiet_now(campaign, now)))
+    ids = claims.claim(size, now, *of_run(campaign), *sendable(quiet_now(campaign, now)))
     if not ids:
         return next_step(campaign_id)
     try:
-        items = dispatch_claim.prepare(campaign, ids, now)
+        items = prepare.prepare(campaign, ids, now)
     except Exception:
         db.session.rollback()
-        dispatch_claim.release(ids)  # nothing went out: these may be claimed again safely
+        claims.release(ids)  # nothing went out: these may be claimed again safely
         raise
     settings = whatsapp_settings(plan.phone_number_id)
     db.session.remove()  # no connection is held while we wait on the rate limiter and on WhatsApp
@@ -123,7 +122,7 @@ def ready_batch(campaign_id: int) -> ReadyBatch | BatchReport:
 
 def finish_batch(ready: ReadyBatch, outcomes: list[Outcome]) -> int:
     """Record a sent batch's outcomes with the counters; returns how many WhatsApp accepted."""
-    dispatch_results.record(ready.campaign_id, outcomes, utcnow())
+    results.record(outcomes, utcnow(), engine.settle_batch(ready.campaign_id))
     return sum(1 for outcome in outcomes if outcome.result is not None and outcome.result.ok)
 
 
@@ -151,9 +150,12 @@ def _not_now(campaign: Campaign, now: datetime) -> BatchReport | None:
 
 def send_plan(campaign: Campaign) -> SendPlan:
     sender = campaign.phone_number_id or current_app.config.get("WHATSAPP_PHONE_NUMBER_ID") or ""
-    assert campaign.template is not None
-    return SendPlan(campaign.template.name, campaign.template.language, sender,
-                    rate_limit.send_limits(sender, campaign.id, campaign.max_rate))
+    return SendPlan(sender, rate_limit.send_limits(sender, campaign.id, campaign.max_rate))
+
+
+def of_run(campaign: Campaign) -> list[ColumnElement[bool]]:
+    """The campaign's messages, by its run (the claim's index leads with run_id)."""
+    return [Message.run_id == (campaign.run.id if campaign.run is not None else None)]
 
 
 def parallel_batches() -> int:
@@ -177,7 +179,7 @@ def next_step(campaign_id: int) -> BatchReport:
         return BatchReport(campaign_id)
     quiet = quiet_now(campaign, now)
     outside_quiet = sendable(quiet)
-    if _has(campaign_id, S.PENDING, dispatch_claim.due(now), *outside_quiet):
+    if _has(campaign_id, S.PENDING, claims.due(now), *outside_quiet):
         return BatchReport(campaign_id, next_step=NOW)
     retry_at = db.session.scalar(select(func.min(Message.next_attempt_at))
                                  .where(Message.campaign_id == campaign_id, Message.status == S.PENDING,
@@ -200,7 +202,7 @@ def _has(campaign_id: int, status: str, *criteria) -> bool:
 
 def complete_if_finished(campaign_id: int) -> bool:
     """Mark a running campaign completed when none of its messages is pending or sending. Commits."""
-    campaign = dispatch_claim.lock_campaign(campaign_id)
+    campaign = engine.lock(campaign_id)
     finished = (campaign is not None and campaign.status == C.RUNNING
                 and not _has(campaign_id, S.PENDING) and not _has(campaign_id, S.SENDING))
     if finished:
@@ -212,9 +214,9 @@ def complete_if_finished(campaign_id: int) -> bool:
 def pause_running(campaign_id: int, reason: str) -> None:
     """Pause a campaign the engine cannot go on with, with the reason shown on its page. Commits."""
     db.session.rollback()  # after an unexpected error the session may hold a failed transaction
-    campaign = dispatch_claim.lock_campaign(campaign_id)
+    campaign = engine.lock(campaign_id)
     if campaign is not None and campaign.status == C.RUNNING:
-        dispatch_results.pause(campaign, reason)
+        engine.pause(campaign, reason)
     db.session.commit()
 
 

@@ -8,8 +8,8 @@ from app.services.errors import ServiceError
 
 C = CampaignStatus
 ALLOWED: dict[str, set[str]] = {
-    C.DRAFT: {C.SCHEDULED, C.RUNNING, C.CANCELLED},
-    C.SCHEDULED: {C.RUNNING, C.DRAFT, C.CANCELLED},
+    C.DRAFT: {C.SCHEDULED, C.RUNNING, C.CANCELLED, C.FAILED},  # failed: a recurring run that could not start
+    C.SCHEDULED: {C.RUNNING, C.DRAFT, C.CANCELLED, C.COMPLETED},  # completed: a recurring one past its end date
     C.RUNNING: {C.PAUSED, C.COMPLETED, C.CANCELLED, C.FAILED},
     C.PAUSED: {C.RUNNING, C.CANCELLED},
     C.COMPLETED: set(),

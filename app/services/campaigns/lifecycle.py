@@ -17,14 +17,13 @@ from sqlalchemy import String, case, cast, func, insert, literal, select
 
 from app.clock import utcnow
 from app.extensions import db
-from app.models import Campaign, CampaignStatus, Contact, Message, MessageStatus, User
+from app.models import Campaign, CampaignStatus, Contact, Message, MessageSource, MessageStatus, User
 from app.models.base import UTCDateTime
 from app.models.contact import JsonDocument
 from app.services.admin import audit
-from app.services.campaigns import audience, campaign_state
+from app.services.campaigns import audience, campaign_state, engine
 from app.services.errors import NotFound, ServiceError
 from app.services.sending import message_state
-from app.services.sending.claims import bulk_move, lock_campaign
 from app.services.templates import rendering
 
 S, C = MessageStatus, CampaignStatus
@@ -70,16 +69,19 @@ def materialise(campaign: Campaign, now: datetime) -> None:
     Each message keeps its recipient's timezone, so quiet hours are checked while sending without a join."""
     opted_out = Contact.opted_out_at.is_not(None)
     reason = literal("Opted out of messages on ", String) + _date_text(Contact.opted_out_at)
-    rows = select(literal(campaign.id), Contact.id, literal("out"), literal("template"),
+    run = campaign.send_run()
+    db.session.flush()  # the run's id, for its messages
+    rows = select(literal(campaign.id), literal(run.id), literal(MessageSource.CAMPAIGN), Contact.id,
+                  literal("out"), literal("template"),
                   case((opted_out, literal(S.SKIPPED)), else_=literal(S.PENDING)),
                   case((opted_out, reason), else_=None), literal({}, JsonDocument), literal({}, JsonDocument),
                   literal(0), Contact.timezone, literal(now, UTCDateTime), literal(now, UTCDateTime)
                   ).where(audience.condition(campaign.audience or {}))
-    columns = ["campaign_id", "contact_id", "direction", "message_type", "status", "skip_reason", "parameters",
-               "content", "attempts", "recipient_zone", "created_at", "updated_at"]
+    columns = ["campaign_id", "run_id", "source", "contact_id", "direction", "message_type", "status", "skip_reason",
+               "parameters", "content", "attempts", "recipient_zone", "created_at", "updated_at"]
     db.session.execute(insert(Message).from_select(columns, rows))
-    counts = message_state.recount(campaign.id)
-    campaign.targeted, campaign.skipped = counts["targeted"], counts["skipped"]
+    counts = message_state.recount(run.id)
+    run.targeted, run.skipped = counts["targeted"], counts["skipped"]
 
 
 def _date_text(column):
@@ -207,12 +209,7 @@ def _end_recurring(parent_id: int) -> None:
     parent = _locked(parent_id)
     if parent.status != C.SCHEDULED:
         return
-    started_at = parent.started_at
-    # The transition table reaches completed only from running; the parent itself never sends, so it passes
-    # through running within this one transaction and keeps no start time of its own.
-    campaign_state.transition(parent, C.RUNNING)
-    campaign_state.transition(parent, C.COMPLETED)
-    parent.started_at = started_at
+    campaign_state.transition(parent, C.COMPLETED)  # the parent itself never sends: its runs do
     audit.record("campaign.end", f"Recurring campaign “{parent.name}” reached its end date; no more runs start",
                  target=_target(parent), actor="scheduler")
     db.session.commit()
@@ -228,7 +225,6 @@ def _back_to_draft(campaign_id: int, problem: str) -> None:
 
 def _fail_run(run_id: int, problem: str) -> None:
     run = _locked(run_id)
-    campaign_state.transition(run, C.RUNNING)  # the table reaches failed only from running
     campaign_state.transition(run, C.FAILED, reason=f"This run could not start: {problem}")
     audit.record("campaign.launch_failed", f"Recurring run “{run.name}” did not start: {problem}",
                  target=_target(run), actor="scheduler")
@@ -256,7 +252,7 @@ def cancel(campaign_id: int, user_id: int | None = None) -> Campaign:
     """Stop a campaign for good: messages not yet sent are cancelled. Commits."""
     campaign = _locked(campaign_id)
     campaign_state.transition(campaign, C.CANCELLED)
-    count = bulk_move(S.PENDING, S.CANCELLED, Message.campaign_id == campaign_id)
+    count = message_state.bulk_move(S.PENDING, S.CANCELLED, Message.campaign_id == campaign_id)
     audit.record("campaign.cancel", f"Cancelled campaign “{campaign.name}”; {count:,} unsent messages cancelled",
                  target=_target(campaign), **_actor(user_id))
     db.session.commit()
@@ -281,7 +277,7 @@ def get(campaign_id: int) -> Campaign:
 
 
 def _locked(campaign_id: int) -> Campaign:
-    campaign = lock_campaign(campaign_id)
+    campaign = engine.lock(campaign_id)
     if campaign is None:
         raise NotFound("That campaign does not exist.")
     return campaign

@@ -23,9 +23,9 @@ from app.services.campaigns import audience, batches, campaign_state, lifecycle,
 from app.services.campaigns import review as campaign_review
 from app.services.campaigns import schedule as schedule_form
 from app.services.campaigns.audience import AudienceSummary
+from app.services.campaigns.engine import STOP_REASON_PREFIX
 from app.services.contacts import tags
 from app.services.sending import message_state, rate_limit
-from app.services.sending.results import STOP_REASON_PREFIX
 from app.services.templates import rendering
 
 C = CampaignStatus

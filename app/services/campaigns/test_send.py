@@ -14,9 +14,9 @@ from app.services.admin import audit, settings
 from app.services.campaigns import audience
 from app.services.contacts import phones
 from app.services.errors import NotFound, ServiceError
-from app.services.sending.sender import whatsapp_settings
+from app.services.sending.sender import new_client
 from app.services.templates import rendering
-from app.whatsapp.client import SendResult, WhatsAppClient
+from app.whatsapp.client import SendResult
 
 FIELD = "test_phone"
 
@@ -41,7 +41,7 @@ def send_test(campaign_id: int, raw_phone: str) -> TestSend:
     rendered = rendering.render_sample(campaign, contacts[0] if contacts else None)
     name, language, sender = campaign.template.name, campaign.template.language, campaign.phone_number_id
     db.session.commit()  # end the read transaction: no connection is held while WhatsApp answers
-    with WhatsAppClient(whatsapp_settings(sender)) as client:
+    with new_client(sender) as client:
         result = client.send_template(phones.wa_id(phone), name, language, rendered.components)
     outcome = TestSend(result.ok, phone, _message(result, phone))
     _record(campaign, outcome, result)

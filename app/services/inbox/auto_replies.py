@@ -14,12 +14,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from app.clock import utcnow
 from app.extensions import db
 from app.models import AutoReplyFiring, AutoReplyRule
-from app.queues import HIGH, get_queue
 from app.services.admin import audit
 from app.services.errors import NotFound, ServiceError
 from app.services.inbox import conversations as inbox
@@ -31,7 +30,6 @@ from app.services.webhooks.inbound import StoredMessage
 MAX_PER_HOUR = 3
 ANSWERED_TYPES = frozenset({"text", "button", "interactive"})
 MAX_MATCHED_TEXT = 1000  # regexes only ever see this much, so a costly pattern stays cheap
-SEND_JOB = "jobs.inbox.send_replies"  # by dotted path: services never import jobs (see jobs/inbox.py)
 TOKENS = {"{name}": "name", "{phone}": "phone"}
 
 
@@ -51,9 +49,7 @@ def on_inbound(stored: list[StoredMessage], now: datetime | None = None) -> int:
         rule = _first_match(rules, item, now)
         if rule is not None and _fire(rule, item, now):
             answered.add(item.contact.id)
-    if answered:
-        _send_after_commit(sorted(answered))
-    return len(answered)
+    return len(answered)  # the caller queues the direct lane for them after its commit
 
 
 def _answerable(item: StoredMessage, rules: list[AutoReplyRule], keywords: opt_out.Keywords, now: datetime) -> bool:
@@ -111,19 +107,6 @@ def _fire(rule: AutoReplyRule, item: StoredMessage, now: datetime) -> bool:
     db.session.add(AutoReplyFiring(rule_id=rule.id, contact_id=item.contact.id, inbound_message_id=item.id,
                                    reply_message_id=reply.id, fired_at=now))
     return True
-
-
-def _send_after_commit(contact_ids: list[int]) -> None:
-    """Queue the sends once the replies are committed (a job started earlier would not see them yet)."""
-    def enqueue(_session) -> None:
-        for contact_id in contact_ids:
-            try:
-                get_queue(HIGH).enqueue(SEND_JOB, contact_id, job_id=f"inbox-replies-{contact_id}",
-                                        job_timeout=5 * 60, result_ttl=600, failure_ttl=7 * 24 * 3600)
-            except Exception:  # Redis down: the rows are pending; jobs.inbox.sweep_replies sends them later
-                pass
-
-    event.listen(db.session(), "after_commit", enqueue, once=True)
 
 
 # --- rules (admin) -------------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
-"""Message statuses: the one table of allowed transitions, and the campaign counters that follow them.
+"""Message statuses: the one table of allowed transitions, its one writer, and the counters that follow them.
 
 Delivery statuses only move forward (sent < delivered < read); `read` implies delivered and sent.
-Each status keeps its own timestamp, and a campaign's counters are defined by those timestamps
+Each status keeps its own timestamp, and a run's counters are defined by those timestamps
 (see app/models/campaign.py), so `recount` can always check them.
+
+Every status change goes through here: `move` for one row (ORM object or plain row) with its counter changes, and
+`bulk` for a set-based UPDATE, allowed only for the transitions in BULK, which change no counter.
 """
 
 from __future__ import annotations
@@ -12,17 +15,19 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, Update, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.clock import utcnow
 from app.extensions import db
-from app.models import Campaign, HourlyMessageStats, Message, MessageStatus
+from app.models import HourlyMessageStats, Message, MessageStatus, SendRun
 
 S = MessageStatus
 RANK = {S.PENDING: 0, S.SENDING: 1, S.SENT: 2, S.DELIVERED: 3, S.READ: 4}
 ALLOWED: dict[str, set[str]] = {
     S.PENDING: {S.SENDING, S.SKIPPED, S.CANCELLED, S.FAILED},
-    S.SENDING: {S.PENDING, S.SENT, S.DELIVERED, S.READ, S.FAILED},  # back to pending = retry later
+    # back to pending = retry later; skipped or cancelled = found at send time that it must not go out
+    S.SENDING: {S.PENDING, S.SENT, S.DELIVERED, S.READ, S.FAILED, S.SKIPPED, S.CANCELLED},
     S.SENT: {S.DELIVERED, S.READ, S.FAILED},
     S.DELIVERED: {S.READ},
     S.READ: set(),
@@ -41,13 +46,16 @@ TIMESTAMPS = {
 COUNTER_OF_TIMESTAMP = {"sent_at": "sent", "delivered_at": "delivered", "read_at": "read", "replied_at": "replied"}
 COUNTERS = ("targeted", "skipped", "sent", "delivered", "read", "failed", "replied")
 HOURLY = ("sent", "delivered", "read", "failed", "replied")
+# The transitions `bulk` may apply: claiming, giving claimed messages back unsent, and cancelling unsent ones.
+# None of them changes a counter, which is what lets them skip `move`.
+BULK = frozenset({(S.PENDING, S.SENDING), (S.SENDING, S.PENDING), (S.PENDING, S.CANCELLED)})
 
 
 class Movable(Protocol):
     """What a transition reads and writes: a Message, or a plain row of its columns where a bulk path (status
     webhooks, accepted sends) loads no ORM objects."""
 
-    campaign_id: int | None
+    run_id: int | None
     status: str
     sent_at: datetime | None
     delivered_at: datetime | None
@@ -73,15 +81,16 @@ def counter_changes(message: Movable, new_status: str) -> Counter:
 
 
 class Totals(defaultdict):
-    """Counter changes per campaign id, plus per-hour changes for the dashboard's time series."""
+    """Counter changes per run id, plus per-hour changes for the dashboard's time series (messages of every source,
+    in a run or not)."""
 
     def __init__(self) -> None:
         super().__init__(Counter)
         self.hours: defaultdict[datetime, Counter] = defaultdict(Counter)
 
-    def count_reply(self, campaign_id: int | None, at: datetime) -> None:
-        if campaign_id is not None:
-            self[campaign_id]["replied"] += 1
+    def count_reply(self, run_id: int | None, at: datetime) -> None:
+        if run_id is not None:
+            self[run_id]["replied"] += 1
         self.hours[_hour(at)]["replied"] += 1
 
 
@@ -98,8 +107,8 @@ def move(message: Movable, new_status: str, at: datetime, totals: Totals | None 
         return False
     if totals is not None:
         changes = counter_changes(message, new_status)
-        if message.campaign_id is not None:
-            totals[message.campaign_id].update(changes)
+        if message.run_id is not None:
+            totals[message.run_id].update(changes)
         totals.hours[_hour(at)].update({name: n for name, n in changes.items() if name in HOURLY})
     for column in TIMESTAMPS.get(new_status, ()):
         if getattr(message, column) is None:
@@ -108,19 +117,34 @@ def move(message: Movable, new_status: str, at: datetime, totals: Totals | None 
     return True
 
 
+def bulk(old: str, new: str, *criteria: ColumnElement[bool], **values) -> Update:
+    """The UPDATE moving every message matching `criteria` from `old` to `new`, for the caller to execute (a claim
+    adds RETURNING); only for the transitions in BULK, which change no counter."""
+    if (old, new) not in BULK or not can_transition(old, new):
+        raise ValueError(f"{old} → {new} cannot be applied in bulk")
+    return (update(Message).where(Message.status == old, *criteria)
+            .values(status=new, updated_at=values.pop("updated_at", None) or utcnow(), **values)
+            .execution_options(synchronize_session=False))
+
+
+def bulk_move(old: str, new: str, *criteria: ColumnElement[bool], **values) -> int:
+    """Execute `bulk`; returns how many messages moved."""
+    return db.session.execute(bulk(old, new, *criteria, **values)).rowcount
+
+
 def new_totals() -> Totals:
     return Totals()
 
 
 def add_to_counters(totals: Totals) -> None:
-    """Add counter changes with one UPDATE per campaign (`x = x + n`, so concurrent writers never lose counts).
+    """Add counter changes with one UPDATE per run (`x = x + n`, so concurrent writers never lose counts).
 
-    Campaigns are updated in id order and hours in time order, so two workers never wait on each other in a cycle.
+    Runs are updated in id order and hours in time order, so two workers never wait on each other in a cycle.
     """
-    for campaign_id, changes in sorted(totals.items()):
-        values = {name: getattr(Campaign, name) + amount for name, amount in changes.items() if amount}
+    for run_id, changes in sorted(totals.items()):
+        values = {name: getattr(SendRun, name) + amount for name, amount in changes.items() if amount}
         if values:
-            db.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values)
+            db.session.execute(update(SendRun).where(SendRun.id == run_id).values(**values)
                                .execution_options(synchronize_session=False))
     _add_to_hours(getattr(totals, "hours", {}))
 
@@ -138,7 +162,7 @@ def _add_to_hours(hours: Mapping[datetime, Counter]) -> None:
             set_={name: table.c[name] + insert.excluded[name] for name in HOURLY}))
 
 
-def recount(campaign_id: int) -> dict[str, int]:
+def recount(run_id: int) -> dict[str, int]:
     """The counters computed from the message rows; equal to the maintained ones when all is well."""
     row = db.session.execute(select(
         func.count(),
@@ -148,12 +172,13 @@ def recount(campaign_id: int) -> dict[str, int]:
         func.count(Message.read_at),
         func.count(case((Message.status == S.FAILED, 1))),
         func.count(Message.replied_at),
-    ).where(Message.campaign_id == campaign_id)).one()
+    ).where(Message.run_id == run_id)).one()
     return dict(zip(COUNTERS, row, strict=True))
 
 
-def maintained(campaign: Campaign) -> dict[str, int]:
-    return {name: getattr(campaign, name) for name in COUNTERS}
+def maintained(run: SendRun) -> dict[str, int]:
+    """The maintained counters of a run (or of a campaign, which reads its run's)."""
+    return {name: getattr(run, name) for name in COUNTERS}
 
 
 def in_flight(statuses: Iterable[str]) -> bool:

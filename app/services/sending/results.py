@@ -1,14 +1,20 @@
 """Writing a batch's send results: message statuses, errors, retries and counters in one transaction.
 
-What happens to a failed send is decided by app/whatsapp/errors.py (the one error table). Rows are locked before
-they are read, so a status webhook settling the same message at the same moment is never overwritten: messages
-first, then their campaign, the same order the webhook processing takes.
+One policy for every source. What happens to a failed send is decided by app/whatsapp/errors.py (the one error
+table): accepted → sent; permanent → failed with a plain explanation; retryable → back to pending after an
+exponential backoff with jitter (never sooner than WhatsApp asked), failed once out of tries; an unknown outcome
+stays in `sending` for a status webhook or the sweeper to settle; a pause- or stop-class error is not the message's
+fault: it goes back to pending with its tries intact, and the batch's `Verdict` carries the error to its source,
+which decides what that means (a campaign pauses; a message sent on its own waits and tries again).
+
+Rows are locked before they are read, so a status webhook settling the same message at the same moment is never
+overwritten: messages first, then whatever the source locks in `settle`, the order status webhooks take.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,50 +22,55 @@ from flask import current_app
 from sqlalchemy import bindparam, select, update
 
 from app.extensions import db
-from app.models import Campaign, CampaignStatus, Message, MessageStatus, OptOutSource
-from app.services.admin import audit
-from app.services.campaigns import campaign_state
+from app.models import Message, MessageStatus, OptOutSource
 from app.services.sending import message_state
-from app.services.sending.claims import hold_write_lock, lock_campaign
+from app.services.sending.claims import hold_write_lock
 from app.services.sending.sender import Outcome
 from app.whatsapp.client import SendResult
 from app.whatsapp.errors import DAY_SECONDS, ErrorAction, ErrorInfo
 
-S, C = MessageStatus, CampaignStatus
-STOP_REASON_PREFIX = "All sending from this number stopped: "
+S = MessageStatus
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_RETRY_BASE_SECONDS = 2.0
 DEFAULT_RETRY_MAX_SECONDS = 3600.0
 
 
 @dataclass
-class _Verdict:
-    """What the batch as a whole learned: a reason to pause this campaign, or to stop the whole sender."""
+class Verdict:
+    """What the batch as a whole learned, for its source to act on in `settle`."""
 
-    pause: ErrorInfo | None = None
-    stop: ErrorInfo | None = None
-    released: list[Message] = field(default_factory=list)  # back to pending in this batch
+    pause: ErrorInfo | None = None  # a pause-class error: this source should stop sending for now
+    stop: ErrorInfo | None = None  # a stop-class error: the sender number itself is unusable
+    released: list[Message] = field(default_factory=list)  # back to pending in this batch, unsent
+
+    @property
+    def halted(self) -> ErrorInfo | None:
+        return self.stop or self.pause
 
 
-def record(campaign_id: int, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """Apply every outcome of one batch, then the counters and any pause, in one transaction. Commits."""
+# The source's part, run inside the transaction after the messages are written: (verdict, now, totals).
+Settle = Callable[[Verdict, datetime, message_state.Totals], None]
+
+
+def record(outcomes: Sequence[Outcome], now: datetime, settle: Settle | None = None) -> Verdict:
+    """Apply every outcome of one batch, the source's `settle`, then the counters, in one transaction. Commits."""
     hold_write_lock()
     accepted = {outcome.message_id: outcome.result for outcome in outcomes
                 if outcome.result is not None and outcome.result.ok}
     rows = _locked_rows(sorted(outcome.message_id for outcome in outcomes))
     others = [outcome for outcome in outcomes if outcome.message_id not in accepted]
     messages = _locked_messages([outcome.message_id for outcome in others]) if others else {}
-    campaign = lock_campaign(campaign_id)  # after the messages: the order status webhooks lock in
-    totals, verdict = message_state.new_totals(), _Verdict()
+    totals, verdict = message_state.new_totals(), Verdict()
     _record_accepted([row for row in rows if row.id in accepted], accepted, now, totals)
     for outcome in others:
         message = messages.get(outcome.message_id)
         if message is not None:
             _apply(message, outcome.result, now, totals, verdict)
-    if campaign is not None:
-        _settle_campaign(campaign, verdict, now, totals)
+    if settle is not None:
+        settle(verdict, now, totals)
     message_state.add_to_counters(totals)
     db.session.commit()
+    return verdict
 
 
 @dataclass
@@ -67,7 +78,7 @@ class _Row:
     """The columns an accepted send changes, so the common case needs no ORM objects (see _record_accepted)."""
 
     id: int
-    campaign_id: int | None
+    run_id: int | None
     status: str
     attempts: int
     wamid: str | None
@@ -111,7 +122,7 @@ def _record_accepted(rows: list[_Row], results: dict[int, SendResult], now: date
         db.session.execute(statement, [change for change in changes if tuple(change) == keys])
 
 
-def _apply(message: Message, result: SendResult | None, now: datetime, totals, verdict: _Verdict) -> None:
+def _apply(message: Message, result: SendResult | None, now: datetime, totals, verdict: Verdict) -> None:
     if result is not None:
         message.attempts += 1
         if result.ok and message.wamid is None:
@@ -119,7 +130,7 @@ def _apply(message: Message, result: SendResult | None, now: datetime, totals, v
     if message.status != S.SENDING:
         return  # a status webhook settled it while we were waiting for the answer: it knows better
     if result is None:
-        _back_to_pending(message, now, totals, verdict, later=None)
+        back_to_pending(message, now, totals, verdict, later=None)
     elif result.ok:
         message.error_code = message.error_title = message.error_detail = None
         message_state.move(message, S.SENT, now, totals)
@@ -138,7 +149,7 @@ def _ambiguous(message: Message, result: SendResult, now: datetime) -> None:
     message.error_detail = info.explanation if info else result.error_message
 
 
-def _failed_send(message: Message, result: SendResult, now: datetime, totals, verdict: _Verdict) -> None:
+def _failed_send(message: Message, result: SendResult, now: datetime, totals, verdict: Verdict) -> None:
     info = result.error_info()
     assert info is not None
     message.error_code, message.error_title, message.error_detail = info.code, info.title, info.explanation
@@ -153,14 +164,14 @@ def _failed_send(message: Message, result: SendResult, now: datetime, totals, ve
             verdict.pause = info
         else:
             verdict.stop = info
-        _back_to_pending(message, now, totals, verdict, later=None)
+        back_to_pending(message, now, totals, verdict, later=None)
     elif message.attempts >= max_attempts():
         message_state.move(message, S.FAILED, now, totals)
     else:
-        _back_to_pending(message, now, totals, verdict, later=retry_delay(message.attempts, info, result))
+        back_to_pending(message, now, totals, verdict, later=retry_delay(message.attempts, info, result))
 
 
-def _back_to_pending(message: Message, now: datetime, totals, verdict: _Verdict, later: float | None) -> None:
+def back_to_pending(message: Message, now: datetime, totals, verdict: Verdict, later: float | None) -> None:
     message_state.move(message, S.PENDING, now, totals)
     message.claimed_at = None
     message.next_attempt_at = now + timedelta(seconds=later) if later else message.next_attempt_at
@@ -171,47 +182,21 @@ def max_attempts() -> int:
     return int(current_app.config.get("SEND_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS)
 
 
-def retry_delay(attempts: int, info: ErrorInfo, result: SendResult | None = None) -> float:
+def retry_delay(attempts: int, info: ErrorInfo | None = None, result: SendResult | None = None) -> float:
     """Seconds until the next try: exponential in the tries so far, never sooner than WhatsApp asked (Retry-After
     or the error's own minimum), a day for a recipient-deferred message, plus up to 25% jitter."""
     config = current_app.config
     base = float(config.get("SEND_RETRY_BASE_SECONDS") or DEFAULT_RETRY_BASE_SECONDS)
     cap = float(config.get("SEND_RETRY_MAX_SECONDS") or DEFAULT_RETRY_MAX_SECONDS)
     delay = min(cap, base * 2 ** max(0, attempts - 1))
-    floor = max(info.retry_after_min, (result.retry_after or 0) if result else 0)
-    if info.action == ErrorAction.DEFER_RECIPIENT:
+    floor = max(info.retry_after_min if info else 0, (result.retry_after or 0) if result else 0)
+    if info is not None and info.action == ErrorAction.DEFER_RECIPIENT:
         floor = max(floor, DAY_SECONDS)
     delay = max(delay, floor)
     return delay + random.uniform(0, delay / 4)
 
 
-def _settle_campaign(campaign: Campaign, verdict: _Verdict, now: datetime, totals) -> None:
-    if campaign.status == C.CANCELLED:
-        for message in verdict.released:  # cancelled while this batch was out: these are not sent now
-            message_state.move(message, S.CANCELLED, now, totals)
-    if verdict.stop is not None:
-        stop_sender(campaign.phone_number_id, verdict.stop)
-    elif verdict.pause is not None and campaign.status == C.RUNNING:
-        pause(campaign, _describe(verdict.pause))
-
-
-def stop_sender(phone_number_id: str, info: ErrorInfo) -> list[int]:
-    """Pause every running campaign of this sender: its account or token is unusable until staff fix it."""
-    running = db.session.scalars(select(Campaign).where(Campaign.phone_number_id == phone_number_id,
-                                                        Campaign.status == C.RUNNING)
-                                .with_for_update(of=Campaign))
-    reason = STOP_REASON_PREFIX + _describe(info)
-    return [pause(campaign, reason) for campaign in running]
-
-
-def pause(campaign: Campaign, reason: str) -> int:
-    """Pause a running campaign on the engine's behalf (in the session), with an audit entry."""
-    campaign_state.transition(campaign, C.PAUSED, reason=reason)
-    audit.record("campaign.pause", f"Paused campaign “{campaign.name}” automatically: {reason}"[:500],
-                 target=f"campaign:{campaign.id}", actor="system")
-    return campaign.id
-
-
-def _describe(info: ErrorInfo) -> str:
+def describe(info: ErrorInfo) -> str:
+    """An error as the reason shown where sending stopped: title, code and the plain explanation."""
     code = f" (error {info.code})" if info.code is not None else ""
     return f"{info.title}{code}. {info.explanation}"

@@ -1,4 +1,4 @@
-"""The network half of dispatch: paced, concurrent sends over one keep-alive client per worker process.
+"""The network half of the send path: paced, concurrent sends over one keep-alive client per worker process.
 
 Nothing here touches the database: the batch was claimed and rendered before, and results are written after,
 so no connection is held while we wait on the rate limiter or on WhatsApp.
@@ -36,19 +36,27 @@ _HALTING = (ErrorAction.PAUSE, ErrorAction.STOP)
 
 
 @dataclass(frozen=True)
+class TemplateRef:
+    name: str
+    language: str
+
+
+@dataclass(frozen=True)
 class SendItem:
+    """One message to send: an approved template with its filled-in components, or free text."""
+
     message_id: int
     to: str
-    components: list[dict[str, Any]]
-    callback: str  # biz_opaque_callback_data: "c{campaign_id}:{message_id}", the message id after the last ':'
+    callback: str  # biz_opaque_callback_data, from app.whatsapp.callback.encode
+    template: TemplateRef | None = None
+    components: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    text: str | None = None
 
 
 @dataclass(frozen=True)
 class SendPlan:
     """What every send of one batch shares."""
 
-    template_name: str
-    language: str
     phone_number_id: str
     limits: list[Limit]
 
@@ -76,13 +84,19 @@ _current: _Worker | None = None
 _lock = threading.Lock()
 
 
-def whatsapp_settings(phone_number_id: str) -> WhatsAppSettings:
-    """The app's WhatsApp settings for this sender; SEND_READ_TIMEOUT_SECONDS shortens the read timeout."""
+def whatsapp_settings(phone_number_id: str | None = None) -> WhatsAppSettings:
+    """The app's WhatsApp settings, for this sender number (default: the configured one). The one recipe: every
+    client the app makes is built from these, so SEND_READ_TIMEOUT_SECONDS applies to all."""
     settings = WhatsAppSettings.from_mapping(current_app.config)
     changes: dict[str, Any] = {"phone_number_id": phone_number_id or settings.phone_number_id}
     if current_app.config.get("SEND_READ_TIMEOUT_SECONDS"):
         changes["read_timeout"] = float(current_app.config["SEND_READ_TIMEOUT_SECONDS"])
     return dataclasses.replace(settings, **changes)
+
+
+def new_client(phone_number_id: str | None = None) -> WhatsAppClient:
+    """A client of its own (close it, or use it in a `with`), for calls outside the send path's pool."""
+    return WhatsAppClient(whatsapp_settings(phone_number_id))
 
 
 def _worker_for(settings: WhatsAppSettings) -> _Worker:
@@ -136,8 +150,11 @@ def _send_one(client: WhatsAppClient, pacer: _Pacer, plan: SendPlan, item: SendI
               halt: threading.Event) -> Outcome:
     if halt.is_set() or not _wait_for_turn(pacer, halt):
         return Outcome(item.message_id, None)
-    result = client.send_template(item.to, plan.template_name, plan.language, item.components,
-                                  biz_opaque_callback_data=item.callback)
+    if item.template is not None:
+        result = client.send_template(item.to, item.template.name, item.template.language, item.components,
+                                      biz_opaque_callback_data=item.callback)
+    else:
+        result = client.send_text(item.to, item.text or "", biz_opaque_callback_data=item.callback)
     info = result.error_info()
     if info is not None and info.action in _HALTING:
         halt.set()

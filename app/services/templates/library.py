@@ -18,10 +18,10 @@ from app.extensions import db
 from app.models import AuditEntry, MessageTemplate, TemplateStatus, User
 from app.services.admin import audit
 from app.services.errors import NotFound, ServiceError
+from app.services.sending.sender import new_client
 from app.services.templates import rules as template_rules
 from app.services.templates.rules import TemplateDraft
 from app.whatsapp.client import TemplateInfo, WhatsAppApiError, WhatsAppClient
-from app.whatsapp.settings import WhatsAppSettings
 
 SYNC_ACTION = "template.sync"
 T = TemplateStatus
@@ -89,7 +89,7 @@ def whatsapp_client() -> WhatsAppClient:
     missing = [name for name in REQUIRED_CONFIG if not current_app.config.get(name)]
     if missing:
         raise WhatsAppApiError(f"WhatsApp is not configured: set {', '.join(missing)} in the environment.")
-    return WhatsAppClient(WhatsAppSettings.from_mapping(current_app.config))
+    return new_client()
 
 
 # --- sync ---------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,8 +17,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
-from app.models import Contact, Message, MessageStatus
+from app.models import Contact, Message, MessageSource, MessageStatus
 from app.services.contacts import phones
+from app.services.sending import message_state
 from app.whatsapp.events import InboundMessage
 
 # Messages a person did not type: never answered automatically, never read as a keyword.
@@ -32,7 +33,7 @@ class StoredMessage:
     contact: Contact
 
 
-def store_messages(messages: Iterable[InboundMessage], totals: Mapping[int, Counter], counts: Counter,
+def store_messages(messages: Iterable[InboundMessage], totals: message_state.Totals, counts: Counter,
                    now: datetime) -> list[StoredMessage]:
     """Store each new message (oldest first) and count replies to campaigns; returns the ones stored just now."""
     stored = []
@@ -83,7 +84,8 @@ def inbound_content(message: InboundMessage) -> dict[str, Any]:
 def _insert_message(message: InboundMessage, contact_id: int, now: datetime) -> int | None:
     """The new message's id, or None when this wamid is already stored."""
     statement = _insert(Message.__table__).values(
-        campaign_id=None, contact_id=contact_id, direction="in", message_type=message.type[:16],
+        campaign_id=None, source=MessageSource.INBOUND, contact_id=contact_id, direction="in",
+        message_type=message.type[:16],
         status=MessageStatus.RECEIVED, parameters={}, body=message.visible_text, content=inbound_content(message),
         attempts=0, wamid=message.wamid, context_wamid=message.context_id, created_at=message.timestamp or now,
         updated_at=now,
@@ -91,20 +93,20 @@ def _insert_message(message: InboundMessage, contact_id: int, now: datetime) -> 
     return db.session.execute(statement).scalar()
 
 
-def _attribute_reply(message: InboundMessage, totals: Mapping[int, Counter], now: datetime) -> int:
-    """Mark the campaign message this replies to (context.id) as replied; only its first reply counts."""
+def _attribute_reply(message: InboundMessage, totals: message_state.Totals, now: datetime) -> int:
+    """Mark the run's message this replies to (context.id) as replied; only its first reply counts."""
     if not message.context_id:
         return 0
-    target = db.session.execute(select(Message.id, Message.campaign_id).where(
+    target = db.session.execute(select(Message.id, Message.run_id).where(
         Message.wamid == message.context_id, Message.direction == "out")).first()
-    if target is None or target.campaign_id is None:
+    if target is None or target.run_id is None:
         return 0
     # Conditional, so two replies processed at once still count once.
     marked = db.session.execute(
         update(Message).where(Message.id == target.id, Message.replied_at.is_(None))
         .values(replied_at=message.timestamp or now).execution_options(synchronize_session=False)).rowcount
     if marked:
-        totals[target.campaign_id]["replied"] += 1
+        totals.count_reply(target.run_id, message.timestamp or now)
     return marked
 
 

@@ -1,38 +1,27 @@
 """Customers opting out (STOP, local stop words, the Stop button, WhatsApp's own setting) and back in (START).
 
 An opt-out by message is confirmed once: the confirmation is a pending outbound Message created in the same
-transaction as the opt-out, so it exists exactly once however often the webhook is delivered, and a job sends it.
+transaction as the opt-out, so it exists exactly once however often the webhook is delivered, and the send path's
+direct lane sends it like any other message sent on its own.
 Only the customer can undo their own opt-out; staff and import opt-outs are never lifted by a START.
 """
 
 from __future__ import annotations
 
-import logging
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import select, update
-
-from app.clock import utcnow
-from app.extensions import db
-from app.models import Contact, Message, MessageStatus, OptOutSource
+from app.models import Contact, MessageSource, OptOutSource
 from app.services.admin import settings
-from app.services.sending import message_state
+from app.services.sending import direct
 from app.services.webhooks.inbound import AUTOMATIC_TYPES, StoredMessage, contact_for
-from app.services.webhooks.statuses import CONFIRMATION_TAG
-from app.whatsapp.client import SendResult, WhatsAppClient
 from app.whatsapp.events import InboundMessage, UserPreferenceEvent
 
-log = logging.getLogger(__name__)
-S = MessageStatus
 CUSTOMER_SOURCES = (OptOutSource.KEYWORD, OptOutSource.BUTTON, OptOutSource.USER_PREFERENCES)
 STOP_BUTTONS = frozenset({"stop", "stop promotions"})
-PURPOSE = "opt_out_confirmation"
-MAX_ATTEMPTS = 3
-RETRY_AFTER = timedelta(minutes=2)
 _EDGE_PUNCTUATION = " .!?।"
 OUT, IN = "out", "in"
 
@@ -125,86 +114,8 @@ def opt_in(contact: Contact, at: datetime) -> bool:
 
 
 def queue_confirmation(contact: Contact, in_reply_to: str, now: datetime) -> int:
-    """The one confirmation of this opt-out, as a pending outbound text message; returns the contact id."""
-    db.session.add(Message(
-        campaign_id=None, contact_id=contact.id, direction="out", message_type="text", status=S.PENDING,
-        body=settings.get("opt_out_confirmation"), parameters={"purpose": PURPOSE, "in_reply_to": in_reply_to},
-        created_at=now))
+    """The one confirmation of this opt-out, queued to be sent on its own; returns the contact id. It is sent only
+    while the customer is still opted out (sending.direct.SEND_ONLY_IF)."""
+    direct.queue_text(contact.id, settings.get("opt_out_confirmation"), MessageSource.OPT_OUT_CONFIRMATION, now,
+                      in_reply_to=in_reply_to)
     return contact.id
-
-
-def awaiting_confirmation(now: datetime | None = None, older_than: timedelta = timedelta(minutes=1)) -> list[int]:
-    """Contacts with a confirmation still pending after its job had its chance (e.g. Redis was down)."""
-    now = now or utcnow()
-    statement = (select(Message.contact_id).where(*_due_confirmations(now), Message.created_at < now - older_than)
-                 .distinct().limit(500))
-    return list(db.session.scalars(statement))
-
-
-def send_confirmations(contact_id: int, client: WhatsAppClient) -> int:
-    """Send the contact's pending confirmation(s) as free text; returns how many were handed to WhatsApp."""
-    outgoing = _claim(contact_id, utcnow())
-    for item in outgoing:
-        callback = f"{CONFIRMATION_TAG}:{item.message_id}"
-        _record_result(item.message_id, client.send_text(item.to, item.body, biz_opaque_callback_data=callback))
-    return len(outgoing)
-
-
-def _claim(contact_id: int, now: datetime) -> list[Outgoing]:
-    """Move due confirmations pending → sending (conditionally, so two jobs never both send one); commits."""
-    contact = db.session.get(Contact, contact_id)
-    rows = db.session.scalars(select(Message).where(Message.contact_id == contact_id, *_due_confirmations(now))
-                              .order_by(Message.id)).all()
-    outgoing = []
-    for message in rows:
-        if reason := _reason_not_to_send(contact):
-            _guarded_move(message.id, S.CANCELLED, skip_reason=reason)
-        elif _guarded_move(message.id, S.SENDING, claimed_at=now, attempts=Message.attempts + 1):
-            outgoing.append(Outgoing(message.id, contact.wa_id, message.body or ""))
-    db.session.commit()  # releases the connection before the network calls
-    return outgoing
-
-
-def _reason_not_to_send(contact: Contact | None) -> str | None:
-    if contact is None or contact.deleted_at is not None:
-        return "The contact was deleted before it was sent."
-    if contact.opted_out_at is None:
-        return "The customer opted back in before it was sent."
-    return None
-
-
-def _guarded_move(message_id: int, new: str, **values) -> bool:
-    assert message_state.can_transition(S.PENDING, new)
-    statement = (update(Message).where(Message.id == message_id, Message.status == S.PENDING)
-                 .values(status=new, **values).execution_options(synchronize_session=False))
-    return bool(db.session.execute(statement).rowcount)
-
-
-def _record_result(message_id: int, result: SendResult) -> None:
-    now = utcnow()
-    message = db.session.scalars(select(Message).where(Message.id == message_id).with_for_update(of=Message)
-                                 .execution_options(populate_existing=True)).one()
-    info = result.error_info()
-    if info is None:
-        message.wamid = message.wamid or result.wamid
-        message_state.move(message, S.SENT, now)  # a status webhook may already have moved it further
-    elif result.outcome_unknown:
-        # WhatsApp may have it; a status webhook naming it settles it. Never risk a second confirmation.
-        message.error_title, message.error_detail = info.title, info.explanation
-    elif info.retryable and message.attempts < MAX_ATTEMPTS:
-        message_state.move(message, S.PENDING, now)
-        message.next_attempt_at = now + max(RETRY_AFTER, timedelta(seconds=info.retry_after_min))
-    else:
-        message_state.move(message, S.FAILED, now)
-        message.error_code, message.error_title = result.error_code, info.title
-        message.error_detail = info.explanation
-    if info is not None:
-        log.warning("opt-out confirmation %s not sent: %s (%s)", message_id, info.title, result.error_message)
-    db.session.commit()
-
-
-def _due_confirmations(now: datetime) -> tuple:
-    # campaign_id IS NULL + status lead ix_messages_campaign_id_status_next_attempt_at to the few pending ones.
-    return (Message.campaign_id.is_(None), Message.status == S.PENDING, Message.direction == "out",
-            Message.parameters["purpose"].as_string() == PURPOSE,
-            Message.next_attempt_at.is_(None) | (Message.next_attempt_at <= now))

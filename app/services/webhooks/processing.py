@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.clock import utcnow
@@ -47,7 +47,7 @@ class EventReport:
     event_id: int
     finished: bool
     outcome: str
-    confirmations: list[int] = field(default_factory=list)  # contacts whose opt-out confirmation awaits sending
+    queued: int = 0  # messages queued to be sent on their own (opt-out confirmations, auto-replies)
 
 
 def process_event(event_id: int, now: datetime | None = None) -> EventReport | None:
@@ -102,32 +102,32 @@ def _apply_event(event: ClaimedEvent, envelope: Envelope, verdicts: Iterator[str
     counts["unknown messages"] += len(set(unknown))
     # A retry of a waiting event applied the rest the first time; most events hold nothing but statuses.
     statuses_only = (event.outcome or "").startswith(WAITING) or len(envelope.statuses) == len(envelope.events)
-    confirmations = [] if statuses_only else _apply_the_rest(envelope, totals, counts, now)
-    return _report(event, counts, unknown, confirmations, now)
+    queued = 0 if statuses_only else _apply_the_rest(envelope, totals, counts, now)
+    return _report(event, counts, unknown, queued, now)
 
 
-def _apply_the_rest(envelope: Envelope, totals: message_state.Totals, counts: Counter, now: datetime) -> list[int]:
-    """Customer messages, opt-outs and template events; returns the contacts awaiting an opt-out confirmation."""
+def _apply_the_rest(envelope: Envelope, totals: message_state.Totals, counts: Counter, now: datetime) -> int:
+    """Customer messages, opt-outs and template events; returns how many messages it queued to send."""
     stored = inbound.store_messages(envelope.messages, totals, counts, now)
     confirmations = opt_out.handle_messages(stored, counts, now)
-    counts["auto-replies queued"] += auto_replies.on_inbound(stored, now)  # inbox state, then rules
+    replies = auto_replies.on_inbound(stored, now)  # inbox state, then rules
+    counts["auto-replies queued"] += replies
     opt_out.handle_preferences(envelope.of_type(UserPreferenceEvent), counts, now)
     template_events = envelope.of_type(TemplateStatusEvent | TemplateCategoryEvent | TemplateQualityEvent)
     template_updates.apply_template_events(template_events, counts)
     _note_unhandled(envelope, counts)
-    return confirmations
+    return len(confirmations) + replies
 
 
-def _report(event: ClaimedEvent, counts: Counter, unknown: list[str], confirmations: list[int],
-            now: datetime) -> EventReport:
+def _report(event: ClaimedEvent, counts: Counter, unknown: list[str], queued: int, now: datetime) -> EventReport:
     summary = _summary(counts)
     if not unknown:
-        return EventReport(event.id, True, summary, confirmations)
+        return EventReport(event.id, True, summary, queued)
     shown = ", ".join(sorted(set(unknown))[:SHOWN_WAMIDS])
     if now - event.received_at >= RETRY_UNKNOWN_FOR:
         log.warning("webhook event %s orphaned: no message for %s", event.id, shown)
-        return EventReport(event.id, True, f"orphaned: no message found for {shown}; {summary}", confirmations)
-    return EventReport(event.id, False, f"{WAITING} for unknown messages ({shown}); {summary}", confirmations)
+        return EventReport(event.id, True, f"orphaned: no message found for {shown}; {summary}", queued)
+    return EventReport(event.id, False, f"{WAITING} for unknown messages ({shown}); {summary}", queued)
 
 
 def _note_unhandled(envelope: Envelope, counts: Counter) -> None:

@@ -18,13 +18,13 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models import Contact, Message, MessageStatus, OptOutSource
 from app.services.sending import message_state
+from app.whatsapp import callback
 from app.whatsapp.errors import ErrorAction, classify
 from app.whatsapp.events import StatusEvent, WebhookError
 
 S = MessageStatus
 TRACKED = frozenset(message_state.TIMESTAMPS)  # sent, delivered, read, failed; others ("played", …) are ignored
 REPORTED_FAILURE = "WhatsApp reported that this message could not be delivered."
-CONFIRMATION_TAG = "optout"  # biz_opaque_callback_data of our own replies: "optout:<message id>"
 IN_CHUNK = 2_000  # values per IN (…): well inside SQLite's and PostgreSQL's limits on bound parameters
 
 # What each status did; the processing step turns these into each event's outcome.
@@ -37,6 +37,7 @@ class Target:
 
     id: int
     campaign_id: int | None
+    run_id: int | None
     contact_id: int
     status: str
     wamid: str | None
@@ -51,7 +52,7 @@ class Target:
 
 
 COLUMNS = [getattr(Message, name) for name in Target.__dataclass_fields__]
-WRITTEN = [name for name in Target.__dataclass_fields__ if name not in ("id", "campaign_id", "contact_id")]
+WRITTEN = [name for name in Target.__dataclass_fields__ if name not in ("id", "campaign_id", "run_id", "contact_id")]
 
 
 @dataclass
@@ -77,26 +78,18 @@ def apply_statuses(statuses: Sequence[StatusEvent], totals: message_state.Totals
     return result
 
 
-def callback_message_id(data: str | None) -> tuple[str, int] | None:
-    """("c12", 345) from biz_opaque_callback_data "c12:345": the message id is after the last ':'."""
-    head, separator, tail = (data or "").rpartition(":")
-    if not separator or not tail.isdigit() or len(tail) > 18:
-        return None
-    return head, int(tail)
-
-
 def _find_messages(statuses: list[StatusEvent]) -> dict[str, Target]:
     """Our outbound messages by wamid, falling back to the id in biz_opaque_callback_data (locked for update)."""
     found = {target.wamid: target for target in _locked(Message.wamid, {s.wamid for s in statuses})}
     # Only the first status of a send carries the callback data; later ones for the same wamid have none.
     callbacks = {s.wamid: parsed for s in statuses
-                 if s.wamid not in found and (parsed := callback_message_id(s.biz_opaque_callback_data))}
+                 if s.wamid not in found and (parsed := callback.decode(s.biz_opaque_callback_data))}
     if not callbacks:
         return found
-    by_id = {target.id: target for target in _locked(Message.id, {mid for _, mid in callbacks.values()})}
-    for wamid, (head, message_id) in callbacks.items():
-        target = by_id.get(message_id)
-        if target is not None and _callback_names(target, head):
+    by_id = {target.id: target for target in _locked(Message.id, {data.message_id for data in callbacks.values()})}
+    for wamid, data in callbacks.items():
+        target = by_id.get(data.message_id)
+        if target is not None and _callback_names(target, data):
             # A send whose answer we never recorded (a crash mid-send): the status tells us its wamid.
             if target.wamid is None:
                 target.wamid = wamid
@@ -114,11 +107,14 @@ def _locked(column, values: set) -> list[Target]:
     return rows
 
 
-def _callback_names(target: Target, head: str) -> bool:
-    """"c<campaign id>" must name the message's campaign; anything else only our own campaign-less messages."""
-    if head[:1] == "c" and head[1:].isdigit():
-        return target.campaign_id == int(head[1:])
-    return target.campaign_id is None
+def _callback_names(target: Target, data: callback.Callback) -> bool:
+    """The callback must name the message's run (or, from older sends, its campaign); or, for a message sent on
+    its own, say so."""
+    if data.run_id is not None:
+        return target.run_id == data.run_id
+    if data.campaign_id is not None:
+        return target.campaign_id == data.campaign_id
+    return target.run_id is None and target.campaign_id is None
 
 
 def _written(target: Target) -> tuple:
