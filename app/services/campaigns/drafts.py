@@ -87,7 +87,7 @@ def save_draft(campaign_id: int | None, form, user_id: int | None) -> Campaign:
         raise ComposerErrors(errors)
     for name, value in values.items():
         setattr(campaign, name, value)
-    campaign.phone_number_id = current_app.config.get("WHATSAPP_PHONE_NUMBER_ID") or ""
+    campaign.phone_number_id = current_app.config["WHATSAPP_PHONE_NUMBER_ID"] or ""
     if campaign_id is None:
         campaign.created_by_id = user_id
         db.session.add(campaign)
@@ -127,7 +127,7 @@ def draft_from_form(form) -> tuple[Campaign, dict[str, str]]:
     """An unsaved campaign built from whatever the form holds, for live counts and previews; and the errors."""
     values, errors = read_form(form)
     campaign = Campaign(status=CampaignStatus.DRAFT, **values)
-    campaign.phone_number_id = current_app.config.get("WHATSAPP_PHONE_NUMBER_ID") or ""
+    campaign.phone_number_id = current_app.config["WHATSAPP_PHONE_NUMBER_ID"] or ""
     return campaign, errors
 
 
@@ -318,7 +318,7 @@ def composer(form) -> Composer:
                     values=_with_suggestions(form, found, keys),
                     rules=[rule for rule in zip(form.getlist("rule_key"), form.getlist("rule_op"),
                                                 form.getlist("rule_value"), strict=False) if rule[0].strip()],
-                    sender=current_app.config.get("WHATSAPP_PHONE_NUMBER_ID") or "")
+                    sender=current_app.config["WHATSAPP_PHONE_NUMBER_ID"] or "")
 
 
 @dataclass(frozen=True)
