@@ -16,6 +16,7 @@ from werkzeug.datastructures import FileStorage
 
 from app.extensions import db
 from app.models.contact_import import ContactImport, ImportStatus
+from app.services.admin import settings
 from app.services.contacts import phones
 from app.services.contacts.imports import readers
 from app.services.contacts.imports.columns import ColumnMapping, column_names, guess_mapping
@@ -65,7 +66,7 @@ def create_import_from_path(path: Path, file_name: str, user_id: int | None) -> 
     """Check a file already stored in the imports folder (uploads and the benchmark); removes it if unusable."""
     try:
         size = _checked_size(path)
-        inspection = inspect_file(path, current_app.config["DEFAULT_REGION"], max_rows())
+        inspection = inspect_file(path, settings.get("default_region"), max_rows())
     except ServiceError:
         path.unlink(missing_ok=True)
         raise
