@@ -21,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, MessageTemplate, TemplateStatus
 from app.services.admin import audit, settings
-from app.services.campaigns import audience
+from app.services.campaigns import audience, review
 from app.services.campaigns import schedule as schedule_form
 from app.services.campaigns.estimates import Estimate, estimate
 from app.services.contacts import tags
@@ -329,8 +329,8 @@ class Live:
     errors: dict[str, str]
     summary: audience.AudienceSummary
     estimate: Estimate
-    samples: list[rendering.SamplePreview]
-    empty: rendering.EmptyCounts
+    samples: list[review.SamplePreview]
+    empty: review.EmptyCounts
     problems: list[str]
     next_runs: list[datetime]
     labels: dict[str, str]  # variable key -> label, to name the empty ones
@@ -345,10 +345,10 @@ def live(form) -> Live:
     counts = audience.summary(campaign.audience)
     runs = _next_runs(campaign, errors)
     parts = rendering.template_parts(campaign.template) if campaign.template else None
-    empty = rendering.empty_counts(campaign)
-    samples = rendering.sample_previews(campaign)
+    empty = review.empty_counts(campaign)
+    samples = review.sample_previews(campaign)
     return Live(campaign=campaign, errors=errors, summary=counts, estimate=estimate(campaign, counts.eligible),
-                samples=samples, empty=empty, problems=rendering.launch_problems(campaign, counts, empty),
+                samples=samples, empty=empty, problems=review.launch_problems(campaign, counts, empty),
                 next_runs=runs,
                 labels={variable.key: variable.label for variable in template_parts.variables(parts)} if parts else {},
                 blank=template_parts.bubble(parts) if parts else None,
