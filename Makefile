@@ -22,12 +22,14 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime-installed  ## install into .venv, then start web, workers, scheduler and embedded services
 	$(BIN)/python launcher.py
 
-test: $(VENV)/.dev-installed  ## install into .venv, then lint and run the whole suite
+test: $(VENV)/.dev-installed  ## install into .venv, then lint, check the import contracts and run the whole suite
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache

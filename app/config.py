@@ -1,27 +1,73 @@
-"""Configuration from environment variables (and a `.env` file if present)."""
+"""Configuration from environment variables (and a `.env` file if present).
+
+Every setting and its default lives here once. Code reads `current_app.config["NAME"]` with no fallback of its
+own, so a setting configured as 0 stays 0; the README's configuration table documents each one.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from dotenv import load_dotenv
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = Path(os.environ.get("BROADCASTER_INSTANCE", ROOT / "instance"))
+DEFAULT_INSTANCE_DIR = ROOT / "instance"
+
+# Read by the send path: name → (default, type).
+SENDING_DEFAULTS: dict[str, tuple[Any, Callable[[str], Any]]] = {
+    "SEND_RATE_PER_SECOND": (80.0, float),  # Meta's default throughput per phone number
+    "SEND_MAX_ATTEMPTS": (5, int),
+    "SEND_SETTLE_GRACE_SECONDS": (600, int),  # 0: settle an unanswered send at the next sweep
+    "SEND_BATCH_SIZE": (2000, int),  # a cap: a batch holds about 5 s of its lane's share of the rate
+    "SEND_PARALLEL_BATCHES": (4, int),
+    "SEND_RETRY_BASE_SECONDS": (2.0, float),  # 0: retry at once (still never sooner than WhatsApp asked)
+    "SEND_RETRY_MAX_SECONDS": (3600.0, float),
+    "WHATSAPP_SEND_CONCURRENCY": (16, int),
+    "SEND_READ_TIMEOUT_SECONDS": (None, float),  # unset: the client's 20 s
+}
+# Settings where 0 (or less) means nothing sensible: refused at start with the setting's name.
+POSITIVE = ("SEND_RATE_PER_SECOND", "SEND_MAX_ATTEMPTS", "SEND_BATCH_SIZE", "SEND_PARALLEL_BATCHES",
+            "WHATSAPP_SEND_CONCURRENCY", "SEND_READ_TIMEOUT_SECONDS", "IMPORT_MAX_ROWS")
+
+# Read by app.whatsapp through WhatsAppSettings.from_mapping; None means not configured.
+WHATSAPP_DEFAULTS = {
+    "WHATSAPP_API_BASE_URL": "https://graph.facebook.com",
+    "WHATSAPP_API_VERSION": "v23.0",
+    "WHATSAPP_ACCESS_TOKEN": None,
+    "WHATSAPP_PHONE_NUMBER_ID": None,
+    "WHATSAPP_BUSINESS_ACCOUNT_ID": None,
+    "WHATSAPP_APP_SECRET": None,
+    "WHATSAPP_VERIFY_TOKEN": None,
+}
 
 
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class Environment:
+    """Typed reads of one environment mapping; an unset or empty variable gives the default."""
 
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.values = values
 
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+    def text(self, name: str, default: str | None) -> str | None:
+        return self.values.get(name) or default
+
+    def number(self, name: str, default: Any, kind: Callable[[str], Any] = int) -> Any:
+        value = self.values.get(name)
+        if value in (None, ""):
+            return default
+        try:
+            return kind(value)
+        except ValueError:
+            raise ValueError(f"{name} should be a number, not “{value}”.") from None
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.values.get(name)
+        if value in (None, ""):
+            return default
+        return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def persistent_secret_key(instance_dir: Path) -> str:
@@ -41,10 +87,10 @@ def persistent_secret_key(instance_dir: Path) -> str:
     return key
 
 
-def database_url(value: str | None) -> str:
+def database_url(value: str | None, instance_dir: Path = DEFAULT_INSTANCE_DIR) -> str:
     """Default to SQLite under instance/; accept the postgres:// form hosting providers hand out."""
     if not value:
-        return f"sqlite:///{INSTANCE_DIR / 'broadcaster.db'}"
+        return f"sqlite:///{instance_dir / 'broadcaster.db'}"
     for prefix in ("postgres://", "postgresql://"):
         if value.startswith(prefix):
             return "postgresql+psycopg://" + value.removeprefix(prefix)
@@ -52,77 +98,56 @@ def database_url(value: str | None) -> str:
 
 
 class Config:
-    """Settings read from the environment when the app is created."""
+    """Settings read from the environment (os.environ and .env unless `environ` is given) when the app is created."""
 
-    def __init__(self) -> None:
-        load_dotenv(ROOT / ".env")
-        self.DEBUG = env_bool("FLASK_DEBUG", False)
-        self.INSTANCE_DIR = str(INSTANCE_DIR)
-        self.SECRET_KEY = os.environ.get("SECRET_KEY") or persistent_secret_key(INSTANCE_DIR)
-        self.SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
-        self.REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-        self.PORT = env_int("PORT", 5000)
-        self.MAX_CONTENT_LENGTH = env_int("MAX_UPLOAD_MB", 20) * 1024 * 1024
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        if environ is None:
+            load_dotenv(ROOT / ".env")
+            environ = os.environ
+        env = Environment(environ)
+        instance_dir = Path(env.text("BROADCASTER_INSTANCE", None) or DEFAULT_INSTANCE_DIR)
+        self.DEBUG = env.flag("FLASK_DEBUG", False)
+        self.INSTANCE_DIR = str(instance_dir)
+        self.SECRET_KEY = env.text("SECRET_KEY", None) or persistent_secret_key(instance_dir)
+        self.SQLALCHEMY_DATABASE_URI = database_url(env.text("DATABASE_URL", None), instance_dir)
+        self.REDIS_URL = env.text("REDIS_URL", "redis://127.0.0.1:6379/0")
+        self.PORT = env.number("PORT", 5000)
+        self.MAX_CONTENT_LENGTH = env.number("MAX_UPLOAD_MB", 20) * 1024 * 1024
+        self.IMPORT_MAX_ROWS = env.number("IMPORT_MAX_ROWS", 1_000_000)
+        self._cookie_settings(env)
+        self.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT = env.number("LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)
+        self.LOGIN_MAX_ATTEMPTS_PER_IP = env.number("LOGIN_MAX_ATTEMPTS_PER_IP", 20)
+        self.LOGIN_LOCKOUT_SECONDS = env.number("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+        self.DEFAULT_REGION = env.text("DEFAULT_REGION", "IN")
+        self.TIMEZONE = env.text("TIMEZONE", "Asia/Kolkata")
+        for name, (default, kind) in SENDING_DEFAULTS.items():
+            setattr(self, name, env.number(name, default, kind))
+        for name, default in WHATSAPP_DEFAULTS.items():
+            setattr(self, name, env.text(name, default))
+        self._check_positive()
+
+    def _cookie_settings(self, env: Environment) -> None:
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
-        self.SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not self.DEBUG)
+        self.SESSION_COOKIE_SECURE = env.flag("SESSION_COOKIE_SECURE", not self.DEBUG)
         self.REMEMBER_COOKIE_HTTPONLY = True
         self.REMEMBER_COOKIE_SAMESITE = "Lax"
         self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
         self.WTF_CSRF_TIME_LIMIT = None  # tied to the session instead, so long-open dashboards keep working
-        self.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT = env_int("LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)
-        self.LOGIN_MAX_ATTEMPTS_PER_IP = env_int("LOGIN_MAX_ATTEMPTS_PER_IP", 20)
-        self.LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
-        self._sending_settings()
-        self.DEFAULT_REGION = os.environ.get("DEFAULT_REGION", "IN")
-        self.TIMEZONE = os.environ.get("TIMEZONE", "Asia/Kolkata")
-        self._whatsapp_settings()
 
-    def _sending_settings(self) -> None:
-        for name, (default, kind) in SENDING_DEFAULTS.items():
-            value = os.environ.get(name)
-            setattr(self, name, kind(value) if value not in (None, "") else default)
-
-    def _whatsapp_settings(self) -> None:
-        for name, default in WHATSAPP_DEFAULTS.items():
-            setattr(self, name, os.environ.get(name) or default)
-
-
-# Read by the dispatch engine; documented in the README's configuration table.
-SENDING_DEFAULTS = {
-    "SEND_RATE_PER_SECOND": (80.0, float),  # Meta's default throughput per phone number
-    "SEND_MAX_ATTEMPTS": (5, int),
-    "SEND_SETTLE_GRACE_SECONDS": (600, int),
-    "SEND_BATCH_SIZE": (2000, int),  # a cap: a batch holds about 5 s of its lane's share of the rate
-    "SEND_PARALLEL_BATCHES": (4, int),
-    "SEND_RETRY_BASE_SECONDS": (2.0, float),
-    "SEND_RETRY_MAX_SECONDS": (3600.0, float),
-    "WHATSAPP_SEND_CONCURRENCY": (16, int),
-    "SEND_READ_TIMEOUT_SECONDS": (None, float),  # unset: the client's 20 s
-}
-
-# Read by app.whatsapp; documented in the README's configuration table.
-WHATSAPP_DEFAULTS = {
-    "WHATSAPP_API_BASE_URL": "https://graph.facebook.com",
-    "WHATSAPP_API_VERSION": "v23.0",
-    "WHATSAPP_ACCESS_TOKEN": None,
-    "WHATSAPP_PHONE_NUMBER_ID": None,
-    "WHATSAPP_BUSINESS_ACCOUNT_ID": None,
-    "WHATSAPP_APP_SECRET": None,
-    "WHATSAPP_VERIFY_TOKEN": None,
-}
+    def _check_positive(self) -> None:
+        for name in POSITIVE:
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be more than 0 (it is {value}).")
 
 
 class TestConfig(Config):
-    """Config for the test suite: databases and Redis come from the test fixtures."""
+    """The defaults, whatever the machine's environment or .env say; the database and Redis come from the fixtures."""
 
     __test__ = False  # not a pytest test class
 
     def __init__(self, database: str, redis_url: str) -> None:
-        super().__init__()
+        super().__init__({"SECRET_KEY": "test-secret-key", "DATABASE_URL": database, "REDIS_URL": redis_url,
+                          "SESSION_COOKIE_SECURE": "off"})
         self.TESTING = True
-        self.SECRET_KEY = "test-secret-key"
-        self.SQLALCHEMY_DATABASE_URI = database_url(database)
-        self.REDIS_URL = redis_url
-        self.SESSION_COOKIE_SECURE = False
-        self.REMEMBER_COOKIE_SECURE = False

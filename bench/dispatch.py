@@ -426,7 +426,8 @@ def _raw_process(sim_url: str, concurrency: int, first: int, count: int, ready, 
     from app.whatsapp.client import WhatsAppClient
     from app.whatsapp.settings import WhatsAppSettings
 
-    settings = WhatsAppSettings(base_url=sim_url, access_token=TOKEN, phone_number_id=PHONE_NUMBER_ID,
+    settings = WhatsAppSettings(base_url=sim_url, api_version="v23.0",
+                                access_token=TOKEN, phone_number_id=PHONE_NUMBER_ID,
                                 business_account_id=WABA_ID, concurrency=concurrency)
     client = WhatsAppClient(settings)
     failures = [0] * concurrency

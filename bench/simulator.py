@@ -74,7 +74,8 @@ def _run(base_url: str, sends: int, concurrency: int) -> dict[str, object]:
     from app.whatsapp.client import WhatsAppClient, body_parameters
     from app.whatsapp.settings import WhatsAppSettings
 
-    settings = WhatsAppSettings(base_url=base_url, access_token=TOKEN, phone_number_id=PHONE_NUMBER_ID,
+    settings = WhatsAppSettings(base_url=base_url, api_version="v23.0",
+                                access_token=TOKEN, phone_number_id=PHONE_NUMBER_ID,
                                 business_account_id=WABA_ID, concurrency=concurrency)
     client = WhatsAppClient(settings)
 

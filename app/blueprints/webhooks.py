@@ -20,7 +20,7 @@ PLAIN = {"Content-Type": "text/plain; charset=utf-8"}
 @bp.get("/whatsapp")
 def verify():
     """Meta's subscription handshake: echo hub.challenge when hub.verify_token is ours."""
-    challenge = verify_handshake(request.args, current_app.config.get("WHATSAPP_VERIFY_TOKEN") or "")
+    challenge = verify_handshake(request.args, current_app.config["WHATSAPP_VERIFY_TOKEN"] or "")
     if challenge is None:
         log.warning("WhatsApp webhook handshake refused: wrong or missing verify token")
         return "Forbidden", 403, PLAIN
@@ -33,7 +33,7 @@ def receive():
     raw = _raw_body()
     if raw is None:
         return "Body too large", 413, PLAIN
-    secret = current_app.config.get("WHATSAPP_APP_SECRET") or ""
+    secret = current_app.config["WHATSAPP_APP_SECRET"] or ""
     if not verify_signature(raw, request.headers.get(SIGNATURE_HEADER), secret):
         log.warning("WhatsApp webhook refused: missing or wrong signature (%d bytes from %s)", len(raw),
                     request.remote_addr)

@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_BASE_URL = "https://graph.facebook.com"
-DEFAULT_API_VERSION = "v23.0"
-
 
 @dataclass(frozen=True)
 class WhatsAppSettings:
-    base_url: str = DEFAULT_BASE_URL
-    api_version: str = DEFAULT_API_VERSION
+    """Where and as whom to call the Cloud API. The app's defaults live in app/config.py; the tuning fields'
+    defaults here serve standalone clients (benchmarks, simulator tests)."""
+
+    base_url: str  # e.g. https://graph.facebook.com
+    api_version: str  # e.g. v23.0
     access_token: str = ""
     phone_number_id: str = ""
     business_account_id: str = ""
@@ -25,7 +25,11 @@ class WhatsAppSettings:
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> WhatsAppSettings:
-        """Build settings from WHATSAPP_* keys; missing or None keys keep their defaults."""
+        """Build settings from WHATSAPP_* keys: the base URL and version are required, other missing or None keys keep
+        their defaults."""
+        missing = [key for key in ("WHATSAPP_API_BASE_URL", "WHATSAPP_API_VERSION") if not m.get(key)]
+        if missing:
+            raise ValueError(f"Set {' and '.join(missing)} to reach the Cloud API.")
         values = {field: m.get(key) for key, field in _KEYS.items()}
         present = {field: value for field, value in values.items() if value is not None}
         if "base_url" in present:

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEntry, Contact, ContactImport, OptOutSource, Role, Tag
+from app.models import AuditEntry, Contact, ContactImport, OptOutSource, Role, Setting, Tag
 from jobs.imports import enqueue_import, import_contacts
 from tests.conftest import run_jobs
 from tests.factories.imports import ImportPages, make_csv, make_xlsx
@@ -119,6 +119,15 @@ def test_update_merges_attributes_and_keep_leaves_contacts_alone(app, pages, tmp
 def test_default_country_applies_to_numbers_without_a_code(app, pages, tmp_path):
     pages.run(make_csv(tmp_path / "uk.csv", [["Phone"], ["07911 123456"], ["+91 98765 43210"]]), region="GB")
     assert set(contacts(app)) == {"+447911123456", "+919876543210"}
+
+
+def test_the_mapping_page_suggests_the_default_country_from_the_settings_page(app, pages, tmp_path):
+    with app.app_context():
+        db.session.add(Setting(key="default_region", value="GB"))
+        db.session.commit()
+    import_id = pages.upload_ok(make_csv(tmp_path / "uk.csv", [["Phone"], ["07911 123456"]]))
+    page = pages.client.get(f"/imports/{import_id}").get_data(as_text=True)
+    assert '<option value="GB" selected>' in page
 
 
 def test_columns_can_be_remapped_and_ignored(app, pages, tmp_path):

@@ -68,8 +68,6 @@ def test_limits_come_from_the_config_and_the_campaign(app):
         assert [(limit.key, limit.per_second) for limit in send_limits("123", 7, 5)] == [
             ("broadcaster:rate:sender:123", 80), ("broadcaster:rate:campaign:7", 5)]
         assert (effective_rate(None), effective_rate(5), effective_rate(500)) == (80, 5, 80)
-        app.config.pop("SEND_RATE_PER_SECOND")
-        assert effective_rate(None) == 80  # Meta's default throughput
 
 
 def test_a_block_of_slots_is_reserved_in_one_call_and_counts_in_full(app):

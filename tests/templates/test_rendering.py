@@ -1,4 +1,4 @@
-"""Rendering a campaign's template for a contact, the empty-value count, and what blocks launching."""
+"""Rendering a campaign's template for a contact, and the review's empty-value count and launch problems built on it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import event, select
 
 from app.extensions import db
 from app.models import Campaign, Contact, MessageTemplate, TemplateStatus
+from app.services.campaigns import review
 from app.services.templates import rendering
 from app.whatsapp.client import WhatsAppClient
 from app.whatsapp.settings import WhatsAppSettings
@@ -169,7 +170,7 @@ def test_empty_counts_agree_with_render(app, make_template, audience_of_three):
     campaign_id = _campaign(app, make_template(), mapping, audience={"tags_any": ["vip"]})
     with app.app_context():
         campaign = db.session.get(Campaign, campaign_id)
-        counts = rendering.empty_counts(campaign)
+        counts = review.empty_counts(campaign)
         eligible = db.session.scalars(select(Contact).where(Contact.id.in_(audience_of_three[:3]))).all()
         empties = [rendering.render(campaign, contact).empty for contact in eligible]
     assert counts.total == sum(1 for empty in empties if empty) == 2
@@ -181,12 +182,12 @@ def test_literal_without_fallback_counts_everyone(app, make_template, audience_o
                "body.2": {"source": "phone", "value": "", "fallback": ""}}
     campaign_id = _campaign(app, make_template(), mapping, audience={"tags_any": ["vip"]})
     with app.app_context():
-        assert rendering.empty_counts(db.session.get(Campaign, campaign_id)).by_key == {"body.3": 3}
+        assert review.empty_counts(db.session.get(Campaign, campaign_id)).by_key == {"body.3": 3}
 
 
 def _problems(app, campaign_id: int) -> list[str]:
     with app.app_context():
-        return rendering.launch_problems(db.session.get(Campaign, campaign_id))
+        return review.launch_problems(db.session.get(Campaign, campaign_id))
 
 
 def test_a_complete_campaign_has_no_launch_problems(app, make_template, audience_of_three):

@@ -103,7 +103,8 @@ def _store(app, rng: random.Random) -> list[Plan]:
 
 
 def _message_row(plan: Plan, contact_id: int) -> dict:
-    return {"campaign_id": plan.campaign_id, "run_id": plan.run_id, "contact_id": contact_id, "status": "sent" if plan.recorded else "sending",
+    return {"campaign_id": plan.campaign_id, "run_id": plan.run_id, "contact_id": contact_id,
+            "status": "sent" if plan.recorded else "sending",
             "wamid": plan.wamid if plan.recorded else None, "sent_at": plan.recorded_at(), "parameters": {},
             "content": {}}
 

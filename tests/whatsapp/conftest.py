@@ -125,7 +125,8 @@ def sim_api(sim_server: SimHandle, sim_receiver: WebhookReceiver) -> SimHandle:
 
 @pytest.fixture
 def wa_settings(sim_api: SimHandle) -> WhatsAppSettings:
-    return WhatsAppSettings(base_url=sim_api.url, access_token=ACCESS_TOKEN, phone_number_id=PHONE_NUMBER_ID,
+    return WhatsAppSettings(base_url=sim_api.url, api_version="v23.0",
+                            access_token=ACCESS_TOKEN, phone_number_id=PHONE_NUMBER_ID,
                             business_account_id=WABA_ID, app_secret=APP_SECRET, verify_token="verify-me",
                             concurrency=4, connect_timeout=2, read_timeout=2)
 

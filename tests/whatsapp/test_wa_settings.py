@@ -1,3 +1,5 @@
+import pytest
+
 from app.whatsapp.settings import WhatsAppSettings
 
 
@@ -13,8 +15,13 @@ def test_from_mapping_reads_every_key():
     assert (settings.app_secret, settings.verify_token, settings.concurrency) == ("secret", "verify", 8)
 
 
-def test_missing_and_none_keys_take_defaults():
-    settings = WhatsAppSettings.from_mapping({"WHATSAPP_API_VERSION": None, "UNRELATED": "x"})
-    assert settings == WhatsAppSettings()
+def test_missing_and_none_keys_take_defaults_but_the_address_is_required():
+    settings = WhatsAppSettings.from_mapping({"WHATSAPP_API_BASE_URL": "https://graph.facebook.com",
+                                              "WHATSAPP_API_VERSION": "v23.0", "WHATSAPP_ACCESS_TOKEN": None,
+                                              "UNRELATED": "x"})
+    assert settings == WhatsAppSettings(base_url="https://graph.facebook.com", api_version="v23.0")
     assert settings.graph_url == "https://graph.facebook.com/v23.0"
-    assert (settings.concurrency, settings.connect_timeout, settings.read_timeout) == (16, 5.0, 20.0)
+    assert (settings.access_token, settings.concurrency, settings.connect_timeout, settings.read_timeout) == (
+        "", 16, 5.0, 20.0)
+    with pytest.raises(ValueError, match="WHATSAPP_API_VERSION"):
+        WhatsAppSettings.from_mapping({"WHATSAPP_API_BASE_URL": "https://graph.facebook.com"})

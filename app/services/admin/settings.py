@@ -182,9 +182,9 @@ IDENTIFIERS = ["WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_BUSINESS_ACCOUNT_ID", "WHAT
 def environment_status() -> list[tuple[str, str]]:
     """Secrets only as configured/missing; never their values."""
     config = current_app.config
-    return [(name, "configured" if config.get(name) else "missing") for name in SECRETS]
+    return [(name, "configured" if config[name] else "missing") for name in SECRETS]
 
 
 def environment_identifiers() -> list[tuple[str, str]]:
     config = current_app.config
-    return [(name, str(config.get(name) or "missing")) for name in IDENTIFIERS]
+    return [(name, str(config[name] or "missing")) for name in IDENTIFIERS]

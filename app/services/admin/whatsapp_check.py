@@ -21,7 +21,7 @@ def check_connection() -> ConnectionResult:
     """List one page of templates: it needs the token, the business account id and a reachable API."""
     config = current_app.config
     missing = [name for name in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_BUSINESS_ACCOUNT_ID",
-                                 "WHATSAPP_PHONE_NUMBER_ID") if not config.get(name)]
+                                 "WHATSAPP_PHONE_NUMBER_ID") if not config[name]]
     if missing:
         return ConnectionResult(False, "Not configured", f"Set {', '.join(missing)} in the environment.")
     settings = whatsapp_settings()

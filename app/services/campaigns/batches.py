@@ -36,7 +36,7 @@ from app.whatsapp.settings import WhatsAppSettings
 S, C = MessageStatus, CampaignStatus
 NOW, LATER, IDLE = "now", "later", "idle"
 BATCH_SECONDS = 5  # a batch holds about this many seconds of its lane's share of the rate
-MIN_BATCH, DEFAULT_BATCH_SIZE, DEFAULT_PARALLEL_BATCHES = 10, 2000, 4
+MIN_BATCH = 10
 HELD_UNTIL_KEY = "quiet-held-until:{}"
 # Once a batch found only recipients in quiet hours, batches queued meanwhile (the sweeper queues one a minute while
 # pending messages exist) wait without scanning the held messages again, for at most this long; so a message the
@@ -149,7 +149,7 @@ def _not_now(campaign: Campaign, now: datetime) -> BatchReport | None:
 
 
 def send_plan(campaign: Campaign) -> SendPlan:
-    sender = campaign.phone_number_id or current_app.config.get("WHATSAPP_PHONE_NUMBER_ID") or ""
+    sender = campaign.phone_number_id or current_app.config["WHATSAPP_PHONE_NUMBER_ID"] or ""
     return SendPlan(sender, rate_limit.send_limits(sender, campaign.id, campaign.max_rate))
 
 
@@ -160,12 +160,12 @@ def of_run(campaign: Campaign) -> list[ColumnElement[bool]]:
 
 def parallel_batches() -> int:
     """How many batches of one campaign may run at once (on different workers), from SEND_PARALLEL_BATCHES."""
-    return max(1, int(current_app.config.get("SEND_PARALLEL_BATCHES") or DEFAULT_PARALLEL_BATCHES))
+    return max(1, int(current_app.config["SEND_PARALLEL_BATCHES"]))
 
 
 def batch_size(campaign: Campaign) -> int:
     """Big enough to spread the cost of a job, small enough that pause and cancel act within seconds."""
-    cap = int(current_app.config.get("SEND_BATCH_SIZE") or DEFAULT_BATCH_SIZE)
+    cap = int(current_app.config["SEND_BATCH_SIZE"])
     share = rate_limit.effective_rate(campaign.max_rate) * BATCH_SECONDS / parallel_batches()
     return max(1, min(cap, max(MIN_BATCH, math.ceil(share))))
 

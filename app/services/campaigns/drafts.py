@@ -21,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, MessageTemplate, TemplateStatus
 from app.services.admin import audit, settings
-from app.services.campaigns import audience
+from app.services.campaigns import audience, review
 from app.services.campaigns import schedule as schedule_form
 from app.services.campaigns.estimates import Estimate, estimate
 from app.services.contacts import tags
@@ -87,7 +87,7 @@ def save_draft(campaign_id: int | None, form, user_id: int | None) -> Campaign:
         raise ComposerErrors(errors)
     for name, value in values.items():
         setattr(campaign, name, value)
-    campaign.phone_number_id = current_app.config.get("WHATSAPP_PHONE_NUMBER_ID") or ""
+    campaign.phone_number_id = current_app.config["WHATSAPP_PHONE_NUMBER_ID"] or ""
     if campaign_id is None:
         campaign.created_by_id = user_id
         db.session.add(campaign)
@@ -127,7 +127,7 @@ def draft_from_form(form) -> tuple[Campaign, dict[str, str]]:
     """An unsaved campaign built from whatever the form holds, for live counts and previews; and the errors."""
     values, errors = read_form(form)
     campaign = Campaign(status=CampaignStatus.DRAFT, **values)
-    campaign.phone_number_id = current_app.config.get("WHATSAPP_PHONE_NUMBER_ID") or ""
+    campaign.phone_number_id = current_app.config["WHATSAPP_PHONE_NUMBER_ID"] or ""
     return campaign, errors
 
 
@@ -318,7 +318,7 @@ def composer(form) -> Composer:
                     values=_with_suggestions(form, found, keys),
                     rules=[rule for rule in zip(form.getlist("rule_key"), form.getlist("rule_op"),
                                                 form.getlist("rule_value"), strict=False) if rule[0].strip()],
-                    sender=current_app.config.get("WHATSAPP_PHONE_NUMBER_ID") or "")
+                    sender=current_app.config["WHATSAPP_PHONE_NUMBER_ID"] or "")
 
 
 @dataclass(frozen=True)
@@ -329,8 +329,8 @@ class Live:
     errors: dict[str, str]
     summary: audience.AudienceSummary
     estimate: Estimate
-    samples: list[rendering.SamplePreview]
-    empty: rendering.EmptyCounts
+    samples: list[review.SamplePreview]
+    empty: review.EmptyCounts
     problems: list[str]
     next_runs: list[datetime]
     labels: dict[str, str]  # variable key -> label, to name the empty ones
@@ -345,10 +345,10 @@ def live(form) -> Live:
     counts = audience.summary(campaign.audience)
     runs = _next_runs(campaign, errors)
     parts = rendering.template_parts(campaign.template) if campaign.template else None
-    empty = rendering.empty_counts(campaign)
-    samples = rendering.sample_previews(campaign)
+    empty = review.empty_counts(campaign)
+    samples = review.sample_previews(campaign)
     return Live(campaign=campaign, errors=errors, summary=counts, estimate=estimate(campaign, counts.eligible),
-                samples=samples, empty=empty, problems=rendering.launch_problems(campaign, counts, empty),
+                samples=samples, empty=empty, problems=review.launch_problems(campaign, counts, empty),
                 next_runs=runs,
                 labels={variable.key: variable.label for variable in template_parts.variables(parts)} if parts else {},
                 blank=template_parts.bubble(parts) if parts else None,

@@ -21,10 +21,9 @@ from app.models import Campaign, CampaignStatus, Contact, Message, MessageSource
 from app.models.base import UTCDateTime
 from app.models.contact import JsonDocument
 from app.services.admin import audit
-from app.services.campaigns import audience, campaign_state, engine
+from app.services.campaigns import audience, campaign_state, engine, review
 from app.services.errors import NotFound, ServiceError
 from app.services.sending import message_state
-from app.services.templates import rendering
 
 S, C = MessageStatus, CampaignStatus
 RECENT_RUN_SECONDS = 30  # a recurring campaign never starts two runs this close together
@@ -52,7 +51,7 @@ def launch(campaign_id: int, user_id: int | None) -> Campaign:
     campaign = _locked(campaign_id)
     if campaign.status not in (C.DRAFT, C.SCHEDULED):
         raise ServiceError(f"A {campaign_state.LABELS[campaign.status].lower()} campaign cannot be started again.")
-    problems = rendering.launch_problems(campaign)
+    problems = review.launch_problems(campaign)
     if problems:
         raise ServiceError(" ".join(_sentence(problem) for problem in problems))
     campaign_state.transition(campaign, C.RUNNING)
@@ -96,7 +95,7 @@ def schedule(campaign_id: int, user_id: int | None) -> ScheduledRun:
     campaign = _locked(campaign_id)
     if campaign.schedule_kind not in ("at", "cron"):
         raise ServiceError("This campaign is set to send now; launch it instead.")
-    problems = rendering.launch_problems(campaign) + schedule_problems(campaign, utcnow())
+    problems = review.launch_problems(campaign) + schedule_problems(campaign, utcnow())
     if problems:
         raise ServiceError(" ".join(_sentence(problem) for problem in problems))
     first = next_start(campaign, utcnow())

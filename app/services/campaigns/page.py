@@ -26,7 +26,6 @@ from app.services.campaigns.audience import AudienceSummary
 from app.services.campaigns.engine import STOP_REASON_PREFIX
 from app.services.contacts import tags
 from app.services.sending import message_state, rate_limit
-from app.services.templates import rendering
 
 C = CampaignStatus
 LIVE = (C.RUNNING, C.SCHEDULED)  # the page polls while the campaign is in one of these
@@ -119,7 +118,7 @@ def page_view(campaign_id: int) -> RunView:
     if campaign.status in (C.DRAFT, C.SCHEDULED):
         view.audience = audience.summary(campaign.audience)
     if campaign.status == C.DRAFT:
-        view.problems = rendering.launch_problems(campaign, view.audience) + _schedule_problems(campaign)
+        view.problems = campaign_review.launch_problems(campaign, view.audience) + _schedule_problems(campaign)
         view.review = campaign_review.review(campaign, view.audience)
     if campaign.status == C.SCHEDULED:
         view.next_start = _next_start(campaign)

@@ -111,8 +111,8 @@ def set_deleted(contact_id: int, deleted: bool) -> Contact:
     return contact
 
 
-def apply_bulk(action: str, ids: list[int] | None, criteria: search.ContactFilter | None, tag_name: str = "",
-               region: str = "IN") -> int:
+def apply_bulk(action: str, ids: list[int] | None, criteria: search.ContactFilter | None, tag_name: str,
+               region: str) -> int:
     """Apply one action set-based to the chosen ids or to everything matching the filter; returns rows changed."""
     if not ids and criteria is None:
         raise ServiceError("Select at least one contact.")

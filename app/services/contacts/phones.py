@@ -19,7 +19,6 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, ValidationResult
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
-DEFAULT_REGION = "IN"
 MAX_INPUT_LENGTH = 64
 
 # Excel's scientific notation, e.g. 9.19876543210E+11 (a comma as the decimal mark in some locales).
@@ -42,7 +41,7 @@ class InvalidPhone(ValueError):
         self.reason = reason
 
 
-def normalise_phone(raw: Any, region: str = DEFAULT_REGION) -> str:
+def normalise_phone(raw: Any, region: str) -> str:
     """Return the E.164 form (+919876543210) of a typed or spreadsheet value, or raise InvalidPhone."""
     text = phone_text(raw)
     if not text:
@@ -62,7 +61,7 @@ def normalise_phone(raw: Any, region: str = DEFAULT_REGION) -> str:
     return f"+{number.country_code}{phonenumbers.national_significant_number(number)}"
 
 
-def check_phone(raw: Any, region: str = DEFAULT_REGION) -> tuple[str | None, str | None]:
+def check_phone(raw: Any, region: str) -> tuple[str | None, str | None]:
     """(E.164, None) for a good number, (None, reason) otherwise: for loops that report instead of raising."""
     try:
         return normalise_phone(raw, region), None

@@ -71,7 +71,7 @@ class ContactPage:
         return self.criteria.page > 1
 
 
-def matching(criteria: ContactFilter, region: str = "IN") -> Select:
+def matching(criteria: ContactFilter, region: str) -> Select:
     """SELECT of contact ids matching the filter (no ordering, no paging)."""
     statement = select(Contact.id)
     for condition in _conditions(criteria, region):
@@ -132,7 +132,7 @@ def _parse_day(value: str) -> date | None:
         return None
 
 
-def search(criteria: ContactFilter, region: str = "IN", page_size: int = PAGE_SIZE) -> ContactPage:
+def search(criteria: ContactFilter, region: str, page_size: int = PAGE_SIZE) -> ContactPage:
     """One page of matching contacts; fetches one extra row to know whether a next page exists."""
     statement = (select(Contact).where(and_(*_conditions(criteria, region))).order_by(*SORTS[criteria.sort])
                  .offset((criteria.page - 1) * page_size).limit(page_size + 1))
@@ -140,7 +140,7 @@ def search(criteria: ContactFilter, region: str = "IN", page_size: int = PAGE_SI
     return ContactPage(rows=rows[:page_size], criteria=criteria, has_next=len(rows) > page_size)
 
 
-def count_matching(criteria: ContactFilter, region: str = "IN", cap: int | None = None) -> tuple[int, bool]:
+def count_matching(criteria: ContactFilter, region: str, cap: int | None = None) -> tuple[int, bool]:
     """(count, capped): counting stops at COUNT_CAP so a million-row table answers fast."""
     cap = cap or COUNT_CAP
     limited = matching(criteria, region).limit(cap + 1).subquery()
@@ -152,6 +152,6 @@ def get_contact(contact_id: int) -> Contact | None:
     return db.session.get(Contact, contact_id)
 
 
-def matching_ids(criteria: ContactFilter, region: str = "IN"):
+def matching_ids(criteria: ContactFilter, region: str):
     """Subquery of ids for set-based bulk actions over everything that matches."""
     return matching(criteria, region).scalar_subquery()

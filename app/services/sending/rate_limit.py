@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from flask import current_app
 from redis import Redis
 
-DEFAULT_SENDER_RATE = 80.0  # Meta's default throughput for a business phone number, messages per second
 KEY_PREFIX = "broadcaster:rate"
 
 # KEYS: one TAT key per limit. ARGV: per key its emission interval and burst tolerance (µs), then the longest
@@ -102,7 +101,7 @@ class RateLimiter:
 
 def sender_rate() -> float:
     """Messages per second one sender (phone number) may send, from SEND_RATE_PER_SECOND."""
-    return float(current_app.config.get("SEND_RATE_PER_SECOND") or DEFAULT_SENDER_RATE)
+    return float(current_app.config["SEND_RATE_PER_SECOND"])
 
 
 def send_limits(phone_number_id: str, campaign_id: int, campaign_rate: float | None) -> list[Limit]:

@@ -30,9 +30,6 @@ from app.whatsapp.client import SendResult
 from app.whatsapp.errors import DAY_SECONDS, ErrorAction, ErrorInfo
 
 S = MessageStatus
-DEFAULT_MAX_ATTEMPTS = 5
-DEFAULT_RETRY_BASE_SECONDS = 2.0
-DEFAULT_RETRY_MAX_SECONDS = 3600.0
 
 
 @dataclass
@@ -179,15 +176,15 @@ def back_to_pending(message: Message, now: datetime, totals, verdict: Verdict, l
 
 
 def max_attempts() -> int:
-    return int(current_app.config.get("SEND_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS)
+    return int(current_app.config["SEND_MAX_ATTEMPTS"])
 
 
 def retry_delay(attempts: int, info: ErrorInfo | None = None, result: SendResult | None = None) -> float:
     """Seconds until the next try: exponential in the tries so far, never sooner than WhatsApp asked (Retry-After
     or the error's own minimum), a day for a recipient-deferred message, plus up to 25% jitter."""
     config = current_app.config
-    base = float(config.get("SEND_RETRY_BASE_SECONDS") or DEFAULT_RETRY_BASE_SECONDS)
-    cap = float(config.get("SEND_RETRY_MAX_SECONDS") or DEFAULT_RETRY_MAX_SECONDS)
+    base = float(config["SEND_RETRY_BASE_SECONDS"])
+    cap = float(config["SEND_RETRY_MAX_SECONDS"])
     delay = min(cap, base * 2 ** max(0, attempts - 1))
     floor = max(info.retry_after_min if info else 0, (result.retry_after or 0) if result else 0)
     if info is not None and info.action == ErrorAction.DEFER_RECIPIENT:

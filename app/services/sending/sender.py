@@ -89,7 +89,7 @@ def whatsapp_settings(phone_number_id: str | None = None) -> WhatsAppSettings:
     client the app makes is built from these, so SEND_READ_TIMEOUT_SECONDS applies to all."""
     settings = WhatsAppSettings.from_mapping(current_app.config)
     changes: dict[str, Any] = {"phone_number_id": phone_number_id or settings.phone_number_id}
-    if current_app.config.get("SEND_READ_TIMEOUT_SECONDS"):
+    if current_app.config["SEND_READ_TIMEOUT_SECONDS"] is not None:
         changes["read_timeout"] = float(current_app.config["SEND_READ_TIMEOUT_SECONDS"])
     return dataclasses.replace(settings, **changes)
 

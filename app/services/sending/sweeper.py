@@ -21,12 +21,11 @@ from app.services.sending.results import max_attempts
 from app.whatsapp.errors import classify_transport
 
 S, C = MessageStatus, CampaignStatus
-DEFAULT_GRACE_SECONDS = 600
 SETTLE_LIMIT = 5000  # stuck messages handled per sweep; the next sweep takes the rest
 
 
 def grace_seconds() -> float:
-    return float(current_app.config.get("SEND_SETTLE_GRACE_SECONDS") or DEFAULT_GRACE_SECONDS)
+    return float(current_app.config["SEND_SETTLE_GRACE_SECONDS"])
 
 
 def settle_stuck(now: datetime) -> tuple[int, int]:

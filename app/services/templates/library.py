@@ -86,7 +86,7 @@ def get_template(template_id: int) -> MessageTemplate:
 
 
 def whatsapp_client() -> WhatsAppClient:
-    missing = [name for name in REQUIRED_CONFIG if not current_app.config.get(name)]
+    missing = [name for name in REQUIRED_CONFIG if not current_app.config[name]]
     if missing:
         raise WhatsAppApiError(f"WhatsApp is not configured: set {', '.join(missing)} in the environment.")
     return new_client()

@@ -1,4 +1,4 @@
-"""Filling a campaign's template for one contact, and what stops a campaign from launching.
+"""Filling a campaign's template for one contact.
 
 Campaign.variables maps each template variable key ("body.1", "header.1", "button.0", "body.first_name",
 "header.media") to {"source": "name|phone|attribute|literal", "value": str, "fallback": str}. `render` runs once
@@ -13,11 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from sqlalchemy import func, or_, select, true
-
-from app.extensions import db
-from app.models import Campaign, Contact, MessageTemplate, TemplateStatus
-from app.services.campaigns import audience
+from app.models import Campaign, Contact, MessageTemplate
 from app.services.templates.parts import (
     MEDIA_KEY,
     Bubble,
@@ -40,8 +36,6 @@ SHARE_URL = "https://wa.me/?text="
 SOURCES = {"name": "Contact's name", "phone": "Phone number", "attribute": "Contact field", "literal": "Fixed text"}
 # Meta refuses parameter text with new lines, tabs or more than four spaces in a row (error 132007).
 _SPACES = re.compile(r"\s+")
-STATUS_WORDS = {TemplateStatus.PENDING: "still waiting for Meta's approval", TemplateStatus.REJECTED: "rejected",
-                TemplateStatus.PAUSED: "paused by Meta", TemplateStatus.DISABLED: "disabled by Meta"}
 
 
 @dataclass(frozen=True)
@@ -49,12 +43,6 @@ class Rendered:
     components: list[dict[str, Any]]  # exactly the Cloud API's template.components
     preview: str  # readable text of the message
     empty: list[str]  # variable keys still empty after fallbacks
-
-
-@dataclass(frozen=True)
-class EmptyCounts:
-    total: int  # eligible recipients with at least one empty parameter
-    by_key: dict[str, int]
 
 
 _PARSED: dict[tuple, tuple[TemplateParts, list[TemplateVariable]]] = {}
@@ -116,6 +104,15 @@ def render_sample(campaign: Campaign, contact: Contact | None) -> Rendered:
     examples = {variable.key: clean(variable.example) or "{{" + variable.name + "}}" for variable in found}
     values = {key: value or examples[key] for key, value in values.items()}
     return Rendered(components=_components(parts, found, values), preview=plain_text(parts, values), empty=empty)
+
+
+def bubble_for(campaign: Campaign, contact: ContactFields) -> tuple[Bubble, list[str]]:
+    """The message bubble as this contact would get it, and the variable keys left empty for them."""
+    if campaign.template is None:
+        raise ValueError(f"campaign {campaign.id} has no template")
+    parts, found = _parsed(campaign.template)
+    values = _values(campaign, found, contact)
+    return bubble(parts, values), [key for key, value in values.items() if not value]
 
 
 def share_link(campaign: Campaign, contact: Contact | None) -> str | None:
@@ -188,109 +185,3 @@ def is_mapped(mapping: Mapping[str, Any] | None) -> bool:
     if not mapping or mapping.get("source") not in SOURCES:
         return False
     return mapping["source"] != "attribute" or bool(clean(mapping.get("value")))
-
-
-def empty_counts(campaign: Campaign) -> EmptyCounts:
-    """How many eligible recipients would get each variable empty (after fallbacks), in one query."""
-    conditions = _empty_conditions(campaign)
-    if not conditions:
-        return EmptyCounts(0, {})
-    counts = db.session.execute(
-        select(func.count().filter(or_(*conditions.values())),
-               *[func.count().filter(condition) for condition in conditions.values()])
-        .select_from(Contact).where(audience.eligible_condition(campaign.audience))).one()
-    return EmptyCounts(total=counts[0], by_key={key: count for key, count in zip(conditions, counts[1:], strict=True)
-                                                if count})
-
-
-def _empty_conditions(campaign: Campaign) -> dict[str, Any]:
-    if campaign.template is None:
-        return {}
-    mapping = campaign.variables or {}
-    conditions = {variable.key: _empty_condition(mapping.get(variable.key))
-                  for variable in template_variables(campaign.template) if is_mapped(mapping.get(variable.key))}
-    return {key: condition for key, condition in conditions.items() if condition is not None}
-
-
-def _empty_condition(mapping: Mapping[str, Any]):
-    """SQL for "this contact's value would be empty", or None when it never can be."""
-    if clean(mapping.get("fallback")):
-        return None
-    source = mapping["source"]
-    if source == "name":
-        return audience.name_is_empty()
-    if source == "attribute":
-        return audience.attribute_is_empty(clean(mapping.get("value")))
-    if source == "literal" and not clean(mapping.get("value")):
-        return true()
-    return None
-
-
-@dataclass(frozen=True)
-class SamplePreview:
-    contact: Contact
-    bubble: Bubble
-    empty: list[str]
-
-
-def sample_previews(campaign: Campaign, limit: int = 3) -> list[SamplePreview]:
-    """The message as a few real recipients would get it; one of them lacks a value, if anyone does."""
-    if campaign.template is None:
-        return []
-    contacts = audience.sample(campaign.audience, limit)
-    conditions = _empty_conditions(campaign)
-    if conditions and len(contacts) == limit:
-        lacking = audience.sample(campaign.audience, 1, extra=or_(*conditions.values()))
-        if lacking and lacking[0] not in contacts:
-            contacts[-1] = lacking[0]
-    parts, found = _parsed(campaign.template)
-    previews = []
-    for contact in contacts:
-        values = _values(campaign, found, contact)
-        previews.append(SamplePreview(contact, bubble(parts, values), [key for key, value in values.items()
-                                                                       if not value]))
-    return previews
-
-
-def launch_problems(campaign: Campaign, counts: audience.AudienceSummary | None = None,
-                    empty: EmptyCounts | None = None) -> list[str]:
-    """Sentences saying what blocks launching this campaign; empty when it may go.
-
-    The composer passes the counts it already has, so a live preview does not count the audience twice.
-    """
-    problems = _template_problems(campaign)
-    if not campaign.phone_number_id:
-        problems.append("WhatsApp is not set up: no sender phone number id is configured.")
-    counts = counts or audience.summary(campaign.audience)
-    if counts.matching == 0:
-        problems.append("No contacts match this audience.")
-    elif counts.eligible == 0:
-        problems.append("Everyone in this audience has opted out, so no one would receive it.")
-    if campaign.template is not None:
-        problems.extend(_mapping_problems(campaign, empty))
-    return problems
-
-
-def _template_problems(campaign: Campaign) -> list[str]:
-    template = campaign.template
-    if template is None:
-        return ["Choose a message template."]
-    if template.status != TemplateStatus.APPROVED:
-        state = STATUS_WORDS.get(template.status, template.status.lower())
-        return [f"The template “{template.name}” is {state}; choose an approved template."]
-    return []
-
-
-def _mapping_problems(campaign: Campaign, empty: EmptyCounts | None) -> list[str]:
-    found = template_variables(campaign.template)
-    mapping = campaign.variables or {}
-    unmapped = [variable.label for variable in found if not is_mapped(mapping.get(variable.key))]
-    if unmapped:
-        return [f"Choose what fills {', '.join(unmapped)}."]
-    if campaign.accept_fallbacks:
-        return []
-    total = (empty or empty_counts(campaign)).total
-    if total:
-        people = "recipient" if total == 1 else "recipients"
-        return [f"{total:,} {people} would get an empty value; add a fallback or accept sending them empty values."]
-    return []

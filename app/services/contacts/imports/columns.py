@@ -47,8 +47,8 @@ class ColumnMapping:
     """The confirmed plan for a file: a role per column plus import-wide options."""
 
     roles: tuple[str, ...]
+    region: str
     tags: tuple[str, ...] = ()
-    region: str = phones.DEFAULT_REGION
     update_existing: bool = True
     names: tuple[str, ...] = ()  # column names, for attribute keys and problem reports
 
@@ -63,7 +63,7 @@ class ColumnMapping:
     @classmethod
     def from_json(cls, data: Mapping[str, Any], names: Sequence[str]) -> ColumnMapping:
         return cls(roles=tuple(data.get("roles", ())), tags=tuple(data.get("tags", ())),
-                   region=data.get("region", phones.DEFAULT_REGION),
+                   region=data["region"],
                    update_existing=bool(data.get("update_existing", True)), names=tuple(names))
 
 

@@ -16,14 +16,13 @@ from werkzeug.datastructures import FileStorage
 
 from app.extensions import db
 from app.models.contact_import import ContactImport, ImportStatus
+from app.services.admin import settings
 from app.services.contacts import phones
 from app.services.contacts.imports import readers
 from app.services.contacts.imports.columns import ColumnMapping, column_names, guess_mapping
 from app.services.contacts.imports.records import is_blank
 from app.services.errors import ServiceError
 
-DEFAULT_MAX_ROWS = 1_000_000
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 PREVIEW_ROWS = 5
 SAMPLE_ROWS = 50
 MAX_COLUMNS = 200
@@ -49,11 +48,11 @@ def stored_path(contact_import: ContactImport) -> Path:
 
 
 def max_rows() -> int:
-    return int(current_app.config.get("IMPORT_MAX_ROWS", DEFAULT_MAX_ROWS))
+    return int(current_app.config["IMPORT_MAX_ROWS"])
 
 
 def max_bytes() -> int:
-    return int(current_app.config.get("MAX_CONTENT_LENGTH") or DEFAULT_MAX_BYTES)
+    return int(current_app.config["MAX_CONTENT_LENGTH"])
 
 
 def create_import(upload: FileStorage | None, user_id: int | None) -> ContactImport:
@@ -67,7 +66,7 @@ def create_import_from_path(path: Path, file_name: str, user_id: int | None) -> 
     """Check a file already stored in the imports folder (uploads and the benchmark); removes it if unusable."""
     try:
         size = _checked_size(path)
-        inspection = inspect_file(path, current_app.config.get("DEFAULT_REGION", phones.DEFAULT_REGION), max_rows())
+        inspection = inspect_file(path, settings.get("default_region"), max_rows())
     except ServiceError:
         path.unlink(missing_ok=True)
         raise
