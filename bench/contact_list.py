@@ -1,10 +1,10 @@
 """Contact list speed at a million contacts: our pages as served, beside the naive way, in one run.
 
-Usage: python bench/contact_list.py [--contacts 1000000] [--database-url URL]
+Usage: python bench/contact_list.py [--contacts 1000000] [--database-url URL] [--redis-url URL]
 Fills a fresh database (SQLite file by default, or the given PostgreSQL URL, whose schema is
 dropped and rebuilt), then times each page through the Flask test client (server time, median of
 several requests) and the naive query (a full COUNT(*) plus OFFSET paging on every keystroke).
-Prints one final JSON line.
+Without --redis-url it starts a private Redis server. Prints one final JSON line.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -20,14 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.config import TestConfig  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.models import Role  # noqa: E402
-from app.services import users  # noqa: E402
+from bench._common import create_admin, fresh_schema, median_ms, private_redis  # noqa: E402
 
 PAGES = {
     "list": "/contacts/",
@@ -70,32 +67,26 @@ def fill(count: int) -> None:
             connection.execute(text("ANALYZE"))
 
 
-def median_ms(func, repeat: int) -> float:
-    timings = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        timings.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(timings), 1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--redis-url", default=None, help="default: a private Redis server of our own")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    app = create_app(TestConfig(url, os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")))
+    with private_redis(args.redis_url) as redis_url:
+        print(json.dumps(run(url, redis_url, args)))
+
+
+def run(url: str, redis_url: str, args: argparse.Namespace) -> dict:
+    app = create_app(TestConfig(url, redis_url))
     with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as connection:
-                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        upgrade()
+        fresh_schema()
         start = time.perf_counter()
         fill(args.contacts)
         fill_seconds = time.perf_counter() - start
-        users.create_user("bench@example.com", "bench-password", Role.ADMIN)
+        create_admin("bench@example.com", "bench-password")
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = "1"
@@ -109,7 +100,7 @@ def main() -> None:
     with app.app_context(), db.engine.connect() as connection:
         for name, queries in NAIVE.items():
             naive[name] = median_ms(lambda q=queries: [connection.execute(text(s)).all() for s in q], args.repeat)
-    result = {
+    return {
         "database": url.split(":")[0],
         "contacts": args.contacts,
         "fill_seconds": round(fill_seconds, 1),
@@ -117,7 +108,6 @@ def main() -> None:
         "naive_ms": naive,
         "naive_over_ours": {name: round(naive[name] / max(ours[name], 0.1), 1) for name in naive},
     }
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -28,16 +28,17 @@ import bisect
 import json
 import math
 import os
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import requests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import _common as common  # noqa: E402
+
+LOG_PATH = Path(tempfile.gettempdir()) / "bench-limiter-accuracy-workers.log"
 TOLERANCE_PERCENT = 5.0
 # Sends leave at their slots, but reach the simulator after a thread switch, the GIL and a socket write, which on a
 # busy machine can take a few tens of milliseconds: that many sends' worth of arrival jitter is reported apart.
@@ -46,25 +47,26 @@ ARRIVAL_JITTER_SECONDS = 0.025
 
 def main() -> int:
     args = _arguments()
-    sys.path.insert(0, str(ROOT))
-    from bench import dispatch as bench
-
     database = args.postgresql if args.db == "postgresql" else f"sqlite:///{args.sqlite}"
-    os.environ.update(bench._env(argparse.Namespace(redis=args.redis, rate=args.rate, set=[]), database))
-    simulator, sim_url = bench._start_simulator()
+    os.environ.update({**common.whatsapp_env(), "REDIS_URL": args.redis, "SEND_RATE_PER_SECOND": str(args.rate),
+                       "DATABASE_URL": database})
+    simulator, sim_url = common.start_simulator(["--no-webhooks"], {})
     os.environ["WHATSAPP_API_BASE_URL"] = sim_url
     try:
-        app = bench._prepare(argparse.Namespace(recipients=args.messages, sqlite=args.sqlite), args.db)
-        bench._configure_simulator(sim_url, args.latency_ms, cap=0)
-        run = _run(bench, app, args)
-        times = sorted(requests.get(f"{sim_url}/_sim/ledger", params={"times": "1"}, timeout=60).json()["times"])
-        figures = bench._figures(app, run["campaign_id"], sim_url)
+        app = common.prepare(args.messages, common.DISPATCH_CLAIM_KEY, args.sqlite if args.db == "sqlite" else None)
+        common.configure_simulator(sim_url, args.latency_ms, cap=0)
+        run = _run(app, args)
+        times = sorted(common.ledger(sim_url, times="1")["times"])
+        rows = common.campaign_messages(app, run["campaign_id"])
+        figures = common.audit(rows, common.ledger(sim_url, detail="1"), run["campaign_id"])
+        figures["throttled"] = sum(1 for row in rows if row.error_code == 130429)
     finally:
-        simulator.send_signal(signal.SIGTERM)
-        simulator.wait(timeout=10)
+        common.stop([simulator])
     if args.times_file:
         Path(args.times_file).write_text("".join(f"{moment:.6f}\n" for moment in times))
-    result = _verdict(args, times, _burst_allowance(app), figures, run)
+    with app.app_context():
+        burst = common.burst_allowance()
+    result = _verdict(args, times, burst, figures, run)
     print(json.dumps(result), flush=True)
     return 0 if result["verdict"] == "pass" else 1
 
@@ -85,37 +87,18 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _run(bench, app, args: argparse.Namespace) -> dict[str, Any]:
-    from app.extensions import db
-    from app.models import Campaign
-    from app.services import campaign_lifecycle
-    from jobs.campaigns import enqueue_send_batch
-
-    workers = bench._start_workers(app, args.workers, args.simple_workers)
-    with app.app_context():
-        campaign = Campaign(name="Limiter accuracy", template_id=1, phone_number_id=bench.PHONE_NUMBER_ID,
-                            audience={})
-        db.session.add(campaign)
-        db.session.commit()
-        campaign_id = campaign.id
-        campaign_lifecycle.launch(campaign_id, None)
-        enqueue_send_batch(campaign_id)
+def _run(app, args: argparse.Namespace) -> dict[str, Any]:
+    workers = common.start_workers(app, args.workers, {}, LOG_PATH, args.simple_workers)
+    campaign_id = common.launch_campaign(app, "Limiter accuracy")
     started = time.perf_counter()
     try:
-        bench._wait_until(app, lambda: bench._campaign_status(campaign_id) in ("completed", "paused", "cancelled"),
-                          timeout=args.messages / args.rate * 2 + 120)
+        common.wait_until(app, lambda: common.campaign_status(app, campaign_id) in ("completed", "paused",
+                                                                                    "cancelled"),
+                          timeout=args.messages / args.rate * 2 + 120, log=LOG_PATH)
     finally:
-        bench._stop_workers(app, workers)
+        common.stop_workers(app, workers)
     return {"campaign_id": campaign_id, "seconds": round(time.perf_counter() - started, 1),
-            "campaign_status": bench._status_in(app, campaign_id)}
-
-
-def _burst_allowance(app) -> int:
-    """How many sends the sender's limit lets go back to back (Limit.burst), as the engine builds its limits."""
-    from app.services.sending.rate_limit import send_limits
-
-    with app.app_context():
-        return max(limit.burst for limit in send_limits("bench", 0, None))
+            "campaign_status": common.campaign_status(app, campaign_id)}
 
 
 def max_in_window(times: list[float], seconds: float) -> int:
@@ -132,7 +115,8 @@ def _verdict(args: argparse.Namespace, times: list[float], burst: int, figures: 
     ten_max, ten_ceiling = max_in_window(times, 10.0), int(args.rate * 10) + burst
     jitter = math.ceil(args.rate * ARRIVAL_JITTER_SECONDS)
     rate_ok, window_ok = abs(error) <= TOLERANCE_PERCENT, window_max <= ceiling + jitter
-    clean = figures["duplicates"] == 0 and figures["lost"] == 0 and len(times) == args.messages
+    doubled = figures["duplicates"] + figures["other_duplicates"]
+    clean = not doubled and not figures["lost"] and len(times) == args.messages
     return {"messages": args.messages, "workers": args.workers, "configured_rate": args.rate, "db": args.db,
             "worker_class": "SimpleWorker" if args.simple_workers else "Worker (fork per job)",
             "received": len(times), "seconds": round(times[-1] - times[0], 2) if times else 0,
@@ -142,7 +126,7 @@ def _verdict(args: argparse.Namespace, times: list[float], burst: int, figures: 
             "arrival_jitter_allowance": jitter, "rate_within_5_percent": rate_ok,
             "window_within_ceiling": window_max <= ceiling, "window_within_ceiling_plus_jitter": window_ok,
             "duplicates": figures["duplicates"], "lost": figures["lost"], "throttled": figures["throttled"],
-            "campaign_status": run["campaign_status"], "load_average": [round(v, 2) for v in os.getloadavg()],
+            "campaign_status": run["campaign_status"], "load_average": common.load_average(),
             "verdict": "pass" if rate_ok and window_ok and clean else "fail"}
 
 

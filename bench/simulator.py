@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,19 +22,18 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-TOKEN, PHONE_NUMBER_ID, WABA_ID = "bench-token", "100000000000001", "200000000000001"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # finds the app package from any directory
+
+from bench import _common as common  # noqa: E402
 
 
 def main() -> int:
     args = _arguments()
-    sys.path.insert(0, str(ROOT))  # so `python bench/simulator.py` finds the app package from any directory
-    process, base_url = _start_simulator()
+    process, base_url = common.start_simulator(["--no-webhooks"], {})
     try:
         figures = _run(base_url, args.sends, args.concurrency)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
+        common.stop([process])
     print(json.dumps(figures))
     return 0 if figures["errors"] == 0 else 1
 
@@ -50,33 +45,13 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _start_simulator() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WHATSAPP_ACCESS_TOKEN": TOKEN,
-           "WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID, "WHATSAPP_BUSINESS_ACCOUNT_ID": WABA_ID}
-    command = [sys.executable, "-m", "app.whatsapp.simulator", "--port", str(port), "--no-webhooks"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base_url}/_sim/health", timeout=1).ok:
-                return process, base_url
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("the simulator did not start")
-
-
 def _run(base_url: str, sends: int, concurrency: int) -> dict[str, object]:
     from app.whatsapp.client import WhatsAppClient, body_parameters
     from app.whatsapp.settings import WhatsAppSettings
 
     settings = WhatsAppSettings(base_url=base_url, api_version="v23.0",
-                                access_token=TOKEN, phone_number_id=PHONE_NUMBER_ID,
-                                business_account_id=WABA_ID, concurrency=concurrency)
+                                access_token=common.TOKEN, phone_number_id=common.PHONE_NUMBER_ID,
+                                business_account_id=common.WABA_ID, concurrency=concurrency)
     client = WhatsAppClient(settings)
 
     def send_share(worker: int, offset: int, total: int) -> int:
@@ -97,7 +72,7 @@ def _run(base_url: str, sends: int, concurrency: int) -> dict[str, object]:
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
     client.close()
-    ledger = requests.get(f"{base_url}/_sim/ledger", timeout=5).json()
+    ledger = common.ledger(base_url)
     errors += abs(ledger["accepted"] - (sends - errors)) + ledger["duplicates"]
     return {"sends": sends, "seconds": round(seconds, 3), "sends_per_second": round(sends / seconds),
             "concurrency": concurrency, "errors": errors, "ledger_accepted": ledger["accepted"],
