@@ -1,7 +1,6 @@
 """Administration: users and the audit log. Admins only."""
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 
 from app.models import Role
 from app.services.accounts import users
@@ -9,12 +8,7 @@ from app.services.admin import audit
 from app.services.errors import NotFound, ServiceError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-@bp.before_request
-def require_admin():
-    if current_user.is_authenticated and not current_user.is_admin:
-        abort(403)
+bp.admin_only = True  # enforced by app.security.require_admin
 
 
 @bp.get("/users")

@@ -1,19 +1,13 @@
 """Keyword auto-reply rules. Admins only."""
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 
 from app.services.errors import NotFound, ServiceError
 from app.services.inbox import auto_replies
 from app.services.templates import library, rendering
 
 bp = Blueprint("auto_replies", __name__, url_prefix="/admin/auto-replies")
-
-
-@bp.before_request
-def require_admin():
-    if current_user.is_authenticated and not current_user.is_admin:
-        abort(403)
+bp.admin_only = True  # enforced by app.security.require_admin
 
 
 @bp.get("/")

@@ -1,6 +1,6 @@
 """Administration: run-time settings and system health. Admins only."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.services.admin import health, settings, system, whatsapp_check
@@ -9,12 +9,7 @@ from app.services.webhooks import intake
 from jobs.webhooks import enqueue_process_webhook_event
 
 bp = Blueprint("system", __name__, url_prefix="/admin")
-
-
-@bp.before_request
-def require_admin():
-    if current_user.is_authenticated and not current_user.is_admin:
-        abort(403)
+bp.admin_only = True  # enforced by app.security.require_admin
 
 
 @bp.route("/settings", methods=["GET", "POST"])
