@@ -1,8 +1,8 @@
 """Keyword auto-reply rules. Admins only."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import ServiceError
 from app.services.inbox import auto_replies
 from app.services.templates import library, rendering
 
@@ -17,7 +17,7 @@ def index():
 
 @bp.get("/<int:rule_id>")
 def edit(rule_id: int):
-    return _page(_rule(rule_id), {})
+    return _page(auto_replies.get_rule(rule_id), {})
 
 
 @bp.post("/")
@@ -25,20 +25,15 @@ def edit(rule_id: int):
 def save(rule_id: int | None = None):
     try:
         rule = auto_replies.save_rule(request.form, rule_id)
-    except NotFound:
-        abort(404)
     except ServiceError as error:
-        return _page(_rule(rule_id) if rule_id else None, request.form, error), 422
+        return _page(auto_replies.get_rule(rule_id) if rule_id else None, request.form, error), 422
     flash(f"Saved the rule “{rule.name}”.", "success")
     return redirect(url_for("auto_replies.index"))
 
 
 @bp.post("/<int:rule_id>/delete")
 def delete(rule_id: int):
-    try:
-        auto_replies.delete_rule(rule_id)
-    except NotFound:
-        abort(404)
+    auto_replies.delete_rule(rule_id)
     flash("Deleted the rule.", "success")
     return redirect(url_for("auto_replies.index"))
 
@@ -49,13 +44,6 @@ def template_fields():
     template = library.get_template(int(template_id)) if template_id.isdigit() else None
     variables = rendering.template_variables(template) if template else []
     return render_template("auto_replies/_template_fields_partial.html", variables=variables, values={})
-
-
-def _rule(rule_id: int):
-    try:
-        return auto_replies.get_rule(rule_id)
-    except NotFound:
-        abort(404)
 
 
 def _page(rule, form, error: ServiceError | None = None):

@@ -12,13 +12,12 @@ from zoneinfo import ZoneInfo, available_timezones
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.errors import render_error
 from app.services.campaigns import audience
 from app.services.campaigns import drafts as campaigns
 from app.services.campaigns import schedule as schedule_form
 from app.services.campaigns.drafts import ComposerErrors
 from app.services.contacts import tags
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import ServiceError
 from app.services.sending import rate_limit
 from app.services.templates import rendering
 
@@ -41,11 +40,6 @@ def repeat_text(cron: str | None) -> str | None:
 def in_zone(value: datetime | None, zone: str | None, fmt: str = "%d %b %Y, %H:%M") -> str:
     """A UTC time as a campaign schedules it: in the campaign's own timezone, which may not be the shop's."""
     return value.astimezone(ZoneInfo(zone or "UTC")).strftime(fmt) if value else "—"
-
-
-@bp.errorhandler(NotFound)
-def not_found(error: NotFound):
-    return render_error(404)
 
 
 @bp.get("/")
@@ -88,8 +82,6 @@ def duplicate(campaign_id: int):
 def delete(campaign_id: int):
     try:
         name = campaigns.delete_draft(campaign_id)
-    except NotFound:
-        raise
     except ServiceError as error:
         flash(error.message, "error")
         return _go(_run_page_or_list(campaign_id))

@@ -23,7 +23,7 @@ from app.services.admin import settings
 from app.services.contacts import edits, search, tags
 from app.services.contacts import export as contact_export
 from app.services.contacts.search import ContactFilter
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import ServiceError
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 
@@ -141,8 +141,6 @@ def change(contact_id: int, action: str):
     try:
         operation(contact_id)
         flash(message, "success")
-    except NotFound:
-        abort(404)
     except ServiceError as error:
         flash(error.message, "error")
     return redirect(url_for("contacts.detail", contact_id=contact_id))

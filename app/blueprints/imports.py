@@ -8,15 +8,10 @@ from app.errors import render_error
 from app.services.contacts import imports as contact_import
 from app.services.contacts import phones
 from app.services.contacts.imports import ROLE_LABELS, ImportStatus, NotAllowed
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import ServiceError
 from jobs.imports import enqueue_import
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
-
-
-@bp.errorhandler(NotFound)
-def not_found(error: NotFound):
-    return render_error(404)
 
 
 @bp.errorhandler(NotAllowed)
@@ -53,7 +48,7 @@ def show(import_id: int):
 def start(import_id: int):
     try:
         record = contact_import.start_import(import_id, request.form, current_user)
-    except (NotFound, NotAllowed):
+    except NotAllowed:
         raise
     except ServiceError as error:
         return _mapping_page(contact_import.get_import(import_id), error=error.message, form=request.form), 400
@@ -68,7 +63,7 @@ def start(import_id: int):
 def cancel(import_id: int):
     try:
         record = contact_import.cancel_import(import_id, current_user)
-    except (NotFound, NotAllowed):
+    except NotAllowed:
         raise
     except ServiceError:
         record = contact_import.get_import(import_id)  # it finished meanwhile: show how it ended

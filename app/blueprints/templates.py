@@ -7,8 +7,7 @@ from flask_login import current_user
 from redis.exceptions import RedisError
 
 from app.clock import utcnow
-from app.errors import render_error
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import ServiceError
 from app.services.templates import library
 from app.services.templates import parts as template_parts
 from app.services.templates import rules as template_rules
@@ -17,11 +16,6 @@ from app.services.templates.rules import TemplateDraft
 from jobs.templates import enqueue_sync_templates
 
 bp = Blueprint("templates", __name__, url_prefix="/templates")
-
-
-@bp.errorhandler(NotFound)
-def not_found(error: NotFound):
-    return render_error(404)
 
 
 @bp.get("/")
