@@ -5,10 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import BuildError
 
-from app.extensions import db
 from app.services.campaigns import lifecycle
 from app.services.campaigns import page as dispatch_progress
 from app.services.campaigns import test_send as campaign_test_send
@@ -22,17 +20,6 @@ CONTROLS = {"pause": lifecycle.pause, "resume": lifecycle.resume,
 DONE = {"pause": "Paused: no new batch will start.", "resume": "Resumed: sending again.",
         "cancel": "Cancelled: messages not yet sent will not be sent.", "unschedule": "Unscheduled: back to draft."}
 QUEUE_DOWN = "The job queue (Redis) could not be reached; sending starts within a minute of it coming back."
-
-
-@bp.app_template_global()
-def sending_stop_alerts() -> list[dispatch_progress.StopAlert]:
-    """For the admins' banner in the base layout (campaign_runs/_stop_banner_partial.html)."""
-    try:
-        return dispatch_progress.stop_alerts()
-    except SQLAlchemyError:
-        # The layout also frames the error pages: a database outage must not break those too.
-        db.session.rollback()
-        return []
 
 
 @bp.get("/<int:campaign_id>")

@@ -6,10 +6,9 @@ by endpoint name only, and only once that blueprint is registered (`has_endpoint
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import available_timezones
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.services.campaigns import audience
@@ -20,26 +19,10 @@ from app.services.contacts import tags
 from app.services.errors import ServiceError
 from app.services.sending import rate_limit
 from app.services.templates import rendering
+from app.template_helpers import has_endpoint
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 RUN_PAGE = "campaign_runs.detail"
-
-
-@bp.app_template_global()
-def has_endpoint(name: str) -> bool:
-    return name in current_app.view_functions
-
-
-@bp.app_template_filter("repeat_text")
-def repeat_text(cron: str | None) -> str | None:
-    """"Weekly on Monday at 10:00" for a schedule made with the daily or weekly shortcut, else None."""
-    return schedule_form.describe(cron)
-
-
-@bp.app_template_filter("in_zone")
-def in_zone(value: datetime | None, zone: str | None, fmt: str = "%d %b %Y, %H:%M") -> str:
-    """A UTC time as a campaign schedules it: in the campaign's own timezone, which may not be the shop's."""
-    return value.astimezone(ZoneInfo(zone or "UTC")).strftime(fmt) if value else "—"
 
 
 @bp.get("/")

@@ -2,9 +2,7 @@
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.extensions import db
 from app.services.errors import NotFound, ServiceError
 from app.services.inbox import conversations as inbox
 from app.services.inbox import replies as inbox_replies
@@ -12,20 +10,6 @@ from app.services.templates import library, rendering
 from jobs.inbox import enqueue_send_replies
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
-
-
-@bp.app_context_processor
-def unread_badge():
-    """`inbox_unread()` for the nav badge: one count, and only on pages that show it."""
-    return {"inbox_unread": _unread_total}
-
-
-def _unread_total() -> int:
-    try:
-        return inbox.unread_total()
-    except SQLAlchemyError:  # an error page while the database is away must still render
-        db.session.rollback()
-        return 0
 
 
 def _list_args() -> dict:

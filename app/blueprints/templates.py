@@ -86,11 +86,6 @@ def button_row():
     return html, 200, {"HX-Trigger": "draft-changed"} if request.args.get("removed") else {}
 
 
-@bp.app_template_filter("template_reason")
-def template_reason(reason: str | None) -> str:
-    return library.reason_text(reason)
-
-
 def _form(draft: TemplateDraft, errors: dict[str, str], message: str | None):
     parts = template_parts.parse(template_rules.components(draft), template_rules.parameter_format(draft))
     return render_template("templates/form.html", draft=draft, errors=errors, message=message,
