@@ -3,6 +3,7 @@
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.blueprints import variable_fields
 from app.services.errors import NotFound, ServiceError
 from app.services.inbox import conversations as inbox
 from app.services.inbox import replies as inbox_replies
@@ -43,8 +44,8 @@ def conversation(contact_id: int):
 def reply(contact_id: int):
     try:
         if request.form.get("kind") == "template":
-            values = {key[4:]: value for key, value in request.form.items() if key.startswith("var.")}
-            inbox_replies.reply_template(contact_id, _int(request.form.get("template_id")), values, current_user.id)
+            inbox_replies.reply_template(contact_id, _int(request.form.get("template_id")),
+                                         variable_fields.texts(request.form), current_user.id)
         else:
             inbox_replies.reply_text(contact_id, request.form.get("body", ""), current_user.id)
     except ServiceError as error:
