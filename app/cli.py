@@ -6,7 +6,7 @@ from flask.cli import AppGroup
 
 from app.models import Role
 from app.services.accounts import users
-from app.services.errors import ServiceError
+from app.services.errors import NotFound, ServiceError
 
 users_cli = AppGroup("users", help="Manage dashboard users.")
 
@@ -39,7 +39,7 @@ def create_user(email: str, role: str, password: str | None, generate_password: 
     password, generated = _password_or_generate(password, generate_password)
     try:
         user = users.create_user(email, password, role)
-    except ServiceError as error:
+    except (ServiceError, NotFound) as error:
         raise click.ClickException(error.message) from error
     click.echo(f"Created {user.role} {user.email}")
     if generated:
@@ -55,7 +55,7 @@ def set_password(email: str, password: str | None, generate_password: bool) -> N
     password, generated = _password_or_generate(password, generate_password)
     try:
         user = users.set_password(email, password)
-    except ServiceError as error:
+    except (ServiceError, NotFound) as error:
         raise click.ClickException(error.message) from error
     click.echo(f"Password changed for {user.email}")
     if generated:
@@ -69,7 +69,7 @@ def ensure_admin(email: str, password: str | None) -> None:
     """Create the first admin if there is none (used by `make run`)."""
     try:
         created = users.ensure_first_admin(email, password)
-    except ServiceError as error:
+    except (ServiceError, NotFound) as error:
         raise click.ClickException(error.message) from error
     if created is None:
         return

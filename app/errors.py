@@ -1,10 +1,12 @@
-"""Friendly error pages in the site layout."""
+"""Friendly error pages in the site layout, for HTTP errors, an expired form, a service's NotFound and any crash."""
 
 import logging
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from app.services.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ MESSAGES = {
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, csrf_error)
     app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(NotFound, not_found)
     app.register_error_handler(Exception, unexpected_error)
 
 
@@ -34,6 +37,11 @@ def render_error(status: int, detail: str | None = None):
 
 def csrf_error(error: CSRFError):
     return render_error(400, "Your form expired or came from another site. Reload the page and try again.")
+
+
+def not_found(error: NotFound):
+    """A service found no such row: the same 404 as an unknown URL (a JSON body for HTMX and API callers)."""
+    return render_error(404)
 
 
 def http_error(error: HTTPException):

@@ -1,6 +1,6 @@
-"""Request guards and response headers applied to every route."""
+"""Request guards (sign-in for every route, admin role for admin-only blueprints) and response headers."""
 
-from flask import Flask, current_app, redirect, request, url_for
+from flask import Flask, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -21,6 +21,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 def init_app(app: Flask) -> None:
     app.before_request(require_login)
+    app.before_request(require_admin)
     app.after_request(add_security_headers)
 
 
@@ -39,6 +40,19 @@ def require_login():
         # A redirect would swap the login page into a fragment; make HTMX load it as a whole page.
         return "", 401, {"HX-Redirect": url_for("auth.login")}
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def require_admin():
+    """A blueprint marked `admin_only = True` (users, settings, auto-replies) answers 403 to staff."""
+    blueprint = current_app.blueprints.get(request.blueprint or "")
+    if blueprint is not None and getattr(blueprint, "admin_only", False):
+        ensure_admin()
+
+
+def ensure_admin() -> None:
+    """403 unless the signed-in user is an admin; for views where only some requests are admin-only."""
+    if not (current_user.is_authenticated and current_user.is_admin):
+        abort(403)
 
 
 def add_security_headers(response):

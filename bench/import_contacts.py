@@ -173,8 +173,8 @@ def run_ours(app, path: Path) -> dict:
     with app.app_context():
         started, cpu_started = time.perf_counter(), time.process_time()
         record = contact_import.create_import_from_path(path, path.name, None)
-        form = {f"role-{index}": role for index, role in enumerate(record.mapping["roles"])}
-        contact_import.start_import(record.id, form | {"region": "IN", "existing": "update"}, actor)
+        choice = contact_import.MappingChoice(roles=dict(enumerate(record.mapping["roles"])), region="IN")
+        contact_import.start_import(record.id, choice, actor)
         contact_import.run_import(record.id)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         record = contact_import.get_import(record.id)

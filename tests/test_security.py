@@ -101,6 +101,15 @@ def test_unknown_page_is_a_friendly_404(staff_client):
     assert "Page not found" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("path", ["/campaigns/999999/analytics", "/inbox/999999", "/templates/999999",
+                                  "/campaigns/999999/edit", "/admin/auto-replies/999999"])
+def test_a_row_a_service_cannot_find_is_the_friendly_404(admin_client, path):
+    page = admin_client.get(path)
+    assert page.status_code == 404 and "Page not found" in page.get_data(as_text=True)
+    fragment = admin_client.get(path, headers={"HX-Request": "true"})
+    assert fragment.status_code == 404 and fragment.get_json()["error"] == "Page not found"
+
+
 def test_unexpected_error_is_a_friendly_500(app, make_user):
     fresh = create_app(TestConfig(app.config["SQLALCHEMY_DATABASE_URI"], app.config["REDIS_URL"]))
 

@@ -1,4 +1,8 @@
-"""Blueprints, one module each; `create_app` registers the list below."""
+"""Blueprints, one module each; `create_app` registers the list below.
+
+Two modules here are not blueprints: campaign_forms (the composer's fields ↔ CampaignDraft) and variable_fields
+(the one naming convention for template-variable inputs, shared by the composer, the inbox and auto-replies).
+"""
 
 from app.blueprints import (
     account,

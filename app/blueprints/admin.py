@@ -1,20 +1,14 @@
 """Administration: users and the audit log. Admins only."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app.models import Role
 from app.services.accounts import users
 from app.services.admin import audit
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import ServiceError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-@bp.before_request
-def require_admin():
-    if current_user.is_authenticated and not current_user.is_admin:
-        abort(403)
+bp.admin_only = True  # enforced by app.security.require_admin
 
 
 @bp.get("/users")
@@ -43,8 +37,6 @@ def change_user(user_id: int, action: str):
         else:
             user = users.set_active(user_id, action == "activate")
         flash(f"Saved changes to {user.email}.", "success")
-    except NotFound:
-        abort(404)
     except ServiceError as error:
         flash(error.message, "error")
     return redirect(url_for("admin.user_list"))

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from app.errors import render_error
 from app.services.analytics import campaign_report
-from app.services.errors import NotFound
 
 bp = Blueprint("analytics", __name__, url_prefix="/campaigns")
-
-
-@bp.errorhandler(NotFound)
-def not_found(error: NotFound):
-    return render_error(404)
 
 
 @bp.get("/<int:campaign_id>/analytics")

@@ -1,19 +1,15 @@
-"""Keyword auto-reply rules. Admins only."""
+"""Keyword auto-reply rules, and reading the rules page's fields into a RuleInput. Admins only."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from app.services.errors import NotFound, ServiceError
+from app.blueprints import variable_fields
+from app.services.errors import ServiceError
 from app.services.inbox import auto_replies
+from app.services.inbox.auto_replies import RuleInput
 from app.services.templates import library, rendering
 
 bp = Blueprint("auto_replies", __name__, url_prefix="/admin/auto-replies")
-
-
-@bp.before_request
-def require_admin():
-    if current_user.is_authenticated and not current_user.is_admin:
-        abort(403)
+bp.admin_only = True  # enforced by app.security.require_admin
 
 
 @bp.get("/")
@@ -23,28 +19,23 @@ def index():
 
 @bp.get("/<int:rule_id>")
 def edit(rule_id: int):
-    return _page(_rule(rule_id), {})
+    return _page(auto_replies.get_rule(rule_id), {})
 
 
 @bp.post("/")
 @bp.post("/<int:rule_id>")
 def save(rule_id: int | None = None):
     try:
-        rule = auto_replies.save_rule(request.form, rule_id)
-    except NotFound:
-        abort(404)
+        rule = auto_replies.save_rule(_rule_input(request.form), rule_id)
     except ServiceError as error:
-        return _page(_rule(rule_id) if rule_id else None, request.form, error), 422
+        return _page(auto_replies.get_rule(rule_id) if rule_id else None, request.form, error), 422
     flash(f"Saved the rule “{rule.name}”.", "success")
     return redirect(url_for("auto_replies.index"))
 
 
 @bp.post("/<int:rule_id>/delete")
 def delete(rule_id: int):
-    try:
-        auto_replies.delete_rule(rule_id)
-    except NotFound:
-        abort(404)
+    auto_replies.delete_rule(rule_id)
     flash("Deleted the rule.", "success")
     return redirect(url_for("auto_replies.index"))
 
@@ -57,18 +48,22 @@ def template_fields():
     return render_template("auto_replies/_template_fields_partial.html", variables=variables, values={})
 
 
-def _rule(rule_id: int):
-    try:
-        return auto_replies.get_rule(rule_id)
-    except NotFound:
-        abort(404)
+def _rule_input(form) -> RuleInput:
+    """The rule as typed; the field names are RuleInput's, so a ServiceError's field names the input at fault."""
+    template_id = form.get("template_id", "")
+    return RuleInput(name=form.get("name", ""), match_kind=form.get("match_kind", ""),
+                     keywords=form.get("keywords", ""), pattern=form.get("pattern", ""),
+                     reply_kind=form.get("reply_kind", "text"), reply_text=form.get("reply_text", ""),
+                     template_id=int(template_id) if template_id.isdigit() else None,
+                     variables=variable_fields.texts(form), cooldown_minutes=form.get("cooldown_minutes", "60"),
+                     position=form.get("position", "0"), active=form.get("active") in ("on", "1", "y", "true"))
 
 
 def _page(rule, form, error: ServiceError | None = None):
     rules = auto_replies.all_rules()
     template_id = form.get("template_id") or (rule.template_id if rule else None)
     template = library.get_template(int(template_id)) if str(template_id or "").isdigit() else None
-    values = {key[4:]: value for key, value in form.items() if key.startswith("var.")} if form else {
+    values = variable_fields.texts(form) if form else {
         key: auto_replies.variable_text(mapping) for key, mapping in (rule.template_variables if rule else {}).items()}
     return render_template("auto_replies/index.html", rules=rules, rule=rule, form=form, error=error,
                            fired=auto_replies.firings_for(r.id for r in rules), values=values,

@@ -5,15 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import BuildError
 
-from app.errors import render_error
-from app.extensions import db
 from app.services.campaigns import lifecycle
 from app.services.campaigns import page as dispatch_progress
 from app.services.campaigns import test_send as campaign_test_send
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import ServiceError
 from jobs.campaigns import enqueue_send_batch, schedule_start, unschedule_start
 
 bp = Blueprint("campaign_runs", __name__, url_prefix="/campaigns")
@@ -23,22 +20,6 @@ CONTROLS = {"pause": lifecycle.pause, "resume": lifecycle.resume,
 DONE = {"pause": "Paused: no new batch will start.", "resume": "Resumed: sending again.",
         "cancel": "Cancelled: messages not yet sent will not be sent.", "unschedule": "Unscheduled: back to draft."}
 QUEUE_DOWN = "The job queue (Redis) could not be reached; sending starts within a minute of it coming back."
-
-
-@bp.errorhandler(NotFound)
-def not_found(error: NotFound):
-    return render_error(404)
-
-
-@bp.app_template_global()
-def sending_stop_alerts() -> list[dispatch_progress.StopAlert]:
-    """For the admins' banner in the base layout (campaign_runs/_stop_banner_partial.html)."""
-    try:
-        return dispatch_progress.stop_alerts()
-    except SQLAlchemyError:
-        # The layout also frames the error pages: a database outage must not break those too.
-        db.session.rollback()
-        return []
 
 
 @bp.get("/<int:campaign_id>")
@@ -54,8 +35,6 @@ def detail(campaign_id: int):
 def launch(campaign_id: int):
     try:
         run = lifecycle.start(campaign_id, current_user.id)
-    except NotFound:
-        raise
     except ServiceError as error:
         flash(error.message, "error")
         return redirect(url_for(".detail", campaign_id=campaign_id))
@@ -69,8 +48,6 @@ def control(campaign_id: int, action: str):
     error = None
     try:
         CONTROLS[action](campaign_id, user_id=current_user.id)
-    except NotFound:
-        raise
     except ServiceError as problem:
         error = problem.message
     if error is None:
@@ -88,8 +65,6 @@ def test_send(campaign_id: int):
     outcome, error = None, None
     try:
         outcome = campaign_test_send.send_test(campaign_id, phone)
-    except NotFound:
-        raise
     except ServiceError as problem:
         error = problem
     if request.headers.get("HX-Request"):

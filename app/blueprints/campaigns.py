@@ -1,51 +1,29 @@
 """The campaign list and the composer (drafts), with its live HTMX fragments: audience count, variables, preview.
 
-Launching, pausing and each campaign's progress page belong to the campaign_runs blueprint; this one links there
-by endpoint name only, and only once that blueprint is registered (`has_endpoint`).
+The composer's fields are read and written by campaign_forms.py; the services get a CampaignDraft. Launching,
+pausing and each campaign's progress page belong to the campaign_runs blueprint; this one links there by endpoint
+name only, and only once that blueprint is registered (`has_endpoint`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import available_timezones
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.errors import render_error
-from app.services.campaigns import audience
+from app.blueprints import campaign_forms
+from app.services.campaigns import audience, schedule
 from app.services.campaigns import drafts as campaigns
-from app.services.campaigns import schedule as schedule_form
 from app.services.campaigns.drafts import ComposerErrors
 from app.services.contacts import tags
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import ServiceError
 from app.services.sending import rate_limit
 from app.services.templates import rendering
+from app.template_helpers import has_endpoint
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 RUN_PAGE = "campaign_runs.detail"
-
-
-@bp.app_template_global()
-def has_endpoint(name: str) -> bool:
-    return name in current_app.view_functions
-
-
-@bp.app_template_filter("repeat_text")
-def repeat_text(cron: str | None) -> str | None:
-    """"Weekly on Monday at 10:00" for a schedule made with the daily or weekly shortcut, else None."""
-    return schedule_form.describe(cron)
-
-
-@bp.app_template_filter("in_zone")
-def in_zone(value: datetime | None, zone: str | None, fmt: str = "%d %b %Y, %H:%M") -> str:
-    """A UTC time as a campaign schedules it: in the campaign's own timezone, which may not be the shop's."""
-    return value.astimezone(ZoneInfo(zone or "UTC")).strftime(fmt) if value else "—"
-
-
-@bp.errorhandler(NotFound)
-def not_found(error: NotFound):
-    return render_error(404)
 
 
 @bp.get("/")
@@ -59,7 +37,7 @@ def index():
 def new():
     if request.method == "POST":
         return _save(None)
-    values = campaigns.form_values(None)
+    values = campaign_forms.fields_for(campaigns.draft_for(None))
     values["template_id"] = request.args.get("template_id", "")
     return _composer_page(None, values, {}, None)
 
@@ -74,7 +52,7 @@ def edit(campaign_id: int):
         return redirect(_run_page_or_list(campaign.id))
     if request.method == "POST":
         return _save(campaign)
-    return _composer_page(campaign, campaigns.form_values(campaign), {}, None)
+    return _composer_page(campaign, campaign_forms.fields_for(campaigns.draft_for(campaign)), {}, None)
 
 
 @bp.post("/<int:campaign_id>/duplicate")
@@ -88,8 +66,6 @@ def duplicate(campaign_id: int):
 def delete(campaign_id: int):
     try:
         name = campaigns.delete_draft(campaign_id)
-    except NotFound:
-        raise
     except ServiceError as error:
         flash(error.message, "error")
         return _go(_run_page_or_list(campaign_id))
@@ -105,10 +81,11 @@ def _go(url: str):
 
 
 def _save(campaign):
+    draft = campaign_forms.read_composer(request.form)
     try:
-        saved = campaigns.save_draft(campaign.id if campaign else None, request.form, current_user.id)
+        saved = campaigns.save_draft(campaign.id if campaign else None, draft, current_user.id)
     except ComposerErrors as error:
-        return _composer_page(campaign, request.form, error.errors, error.message), 422
+        return _composer_page(campaign, request.form, campaign_forms.field_errors(error.errors), error.message), 422
     except ServiceError as error:
         return _composer_page(campaign, request.form, {}, error.message), 409
     flash(f"Draft “{saved.name}” saved.", "success")
@@ -117,21 +94,22 @@ def _save(campaign):
 
 @bp.get("/audience-count")
 def audience_count():
-    summary, error = audience.summary_from_form(request.args)
+    summary, error = audience.summary_for(campaign_forms.read_audience(request.args))
     return render_template("campaigns/_audience_count_partial.html", summary=summary, error=error)
 
 
 @bp.get("/preview")
 def preview():
-    return render_template("campaigns/_preview_partial.html", live=campaigns.live(request.args), oob=True)
+    live = campaigns.live(campaign_forms.read_composer(request.args))
+    return render_template("campaigns/_preview_partial.html", live=live, oob=True)
 
 
 @bp.get("/variables")
 def variables():
     # Swapped in when the template changes; the event makes the preview follow with the new variables.
-    options = campaigns.composer(request.args)
-    html = render_template("campaigns/_variables_partial.html", options=options, values=options.values, errors={},
-                           sources=rendering.SOURCES)
+    options = campaigns.composer(campaign_forms.read_composer(request.args))
+    html = render_template("campaigns/_variables_partial.html", options=options, errors={}, sources=rendering.SOURCES,
+                           values=campaign_forms.fields_with_guesses(request.args, options))
     return html, 200, {"HX-Trigger-After-Settle": "composer-changed"}
 
 
@@ -143,11 +121,14 @@ def rule_row():
 
 
 def _composer_page(campaign, values, errors: dict[str, str], message: str | None):
-    options = campaigns.composer(values)
-    return render_template("campaigns/form.html", campaign=campaign, values=options.values, errors=errors,
-                           message=message, options=options, live=campaigns.live(options.values),
+    """The composer showing `values` (its fields as typed, or as fields_for wrote them) and the field errors."""
+    draft = campaign_forms.read_composer(values)
+    options = campaigns.composer(draft)
+    values = campaign_forms.fields_with_guesses(values, options)
+    return render_template("campaigns/form.html", campaign=campaign, values=values, errors=errors, message=message,
+                           options=options, live=campaigns.live(campaigns.with_guesses(draft, options)),
                            sources=rendering.SOURCES, operators=audience.OPERATORS,
-                           timezones=sorted(available_timezones()), weekdays=schedule_form.WEEKDAYS,
+                           timezones=sorted(available_timezones()), weekdays=schedule.WEEKDAYS,
                            rate_ceiling=rate_limit.sender_rate(), run_page=RUN_PAGE)
 
 

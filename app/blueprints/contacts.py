@@ -18,11 +18,12 @@ from flask import (
 )
 from flask_login import current_user
 
+from app.security import ensure_admin
 from app.services.admin import settings
 from app.services.contacts import edits, search, tags
 from app.services.contacts import export as contact_export
 from app.services.contacts.search import ContactFilter
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import ServiceError
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 
@@ -33,8 +34,8 @@ def _region() -> str:
 
 def _criteria() -> ContactFilter:
     criteria = ContactFilter.from_args(request.args if request.method == "GET" else request.form)
-    if criteria.status == "deleted" and not current_user.is_admin:
-        abort(403)  # the bin of deleted contacts is for admins
+    if criteria.status == "deleted":
+        ensure_admin()  # the bin of deleted contacts is for admins
     return criteria
 
 
@@ -59,8 +60,8 @@ def bulk():
     ids = [int(value) for value in request.form.getlist("ids") if value.isdigit()]
     everything = request.form.get("scope") == "all"
     action = request.form.get("action", "")
-    if action == edits.BulkAction.RESTORE and not current_user.is_admin:
-        abort(403)
+    if action == edits.BulkAction.RESTORE:
+        ensure_admin()
     try:
         changed = edits.apply_bulk(action, None if everything else ids, criteria if everything else None,
                                            request.form.get("bulk_tag", ""), _region())
@@ -128,8 +129,8 @@ def detail(contact_id: int):
 
 @bp.post("/<int:contact_id>/<any('opt-out', 'undo-opt-out', delete, restore):action>")
 def change(contact_id: int, action: str):
-    if action == "restore" and not current_user.is_admin:
-        abort(403)
+    if action == "restore":
+        ensure_admin()
     operations = {
         "opt-out": (edits.opt_out, "Opted out: this contact will not receive any more messages."),
         "undo-opt-out": (edits.undo_staff_opt_out, "Opted back in."),
@@ -140,8 +141,6 @@ def change(contact_id: int, action: str):
     try:
         operation(contact_id)
         flash(message, "success")
-    except NotFound:
-        abort(404)
     except ServiceError as error:
         flash(error.message, "error")
     return redirect(url_for("contacts.detail", contact_id=contact_id))

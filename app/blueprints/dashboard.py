@@ -9,7 +9,7 @@ bp = Blueprint("dashboard", __name__)
 
 @bp.get("/")
 def index():
-    view = analytics.dashboard(analytics.period_from_args(request.args))
+    view = analytics.dashboard(analytics.period(request.args.get("period")))
     # HTMX polls for the live sections alone (swapped out of band by id, so the chart's canvas stays put).
     if request.headers.get("HX-Request"):
         return render_template("dashboard/_live_partial.html", view=view, oob=True)

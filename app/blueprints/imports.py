@@ -1,4 +1,7 @@
-"""Contact imports: upload, map columns, watch progress, download the problem report."""
+"""Contact imports: upload, map columns (the mapping page's fields read into a MappingChoice), watch progress,
+download the problem report."""
+
+import re
 
 from flask import Blueprint, Response, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user
@@ -7,16 +10,12 @@ from redis.exceptions import RedisError
 from app.errors import render_error
 from app.services.contacts import imports as contact_import
 from app.services.contacts import phones
-from app.services.contacts.imports import ROLE_LABELS, ImportStatus, NotAllowed
-from app.services.errors import NotFound, ServiceError
+from app.services.contacts.imports import ROLE_LABELS, ImportStatus, MappingChoice, NotAllowed
+from app.services.errors import ServiceError
 from jobs.imports import enqueue_import
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
-
-
-@bp.errorhandler(NotFound)
-def not_found(error: NotFound):
-    return render_error(404)
+ROLE_FIELD = re.compile(r"^role-(\d+)$")
 
 
 @bp.errorhandler(NotAllowed)
@@ -52,8 +51,8 @@ def show(import_id: int):
 @bp.post("/<int:import_id>/start")
 def start(import_id: int):
     try:
-        record = contact_import.start_import(import_id, request.form, current_user)
-    except (NotFound, NotAllowed):
+        record = contact_import.start_import(import_id, _mapping_choice(request.form), current_user)
+    except NotAllowed:
         raise
     except ServiceError as error:
         return _mapping_page(contact_import.get_import(import_id), error=error.message, form=request.form), 400
@@ -68,7 +67,7 @@ def start(import_id: int):
 def cancel(import_id: int):
     try:
         record = contact_import.cancel_import(import_id, current_user)
-    except (NotFound, NotAllowed):
+    except NotAllowed:
         raise
     except ServiceError:
         record = contact_import.get_import(import_id)  # it finished meanwhile: show how it ended
@@ -83,6 +82,13 @@ def problem_report(import_id: int):
     lines = stream_with_context(contact_import.problem_report_lines(record.id))
     headers = {"Content-Disposition": f'attachment; filename="import-{record.id}-problems.csv"'}
     return Response(lines, mimetype="text/csv", headers=headers)
+
+
+def _mapping_choice(form) -> MappingChoice:
+    """The mapping page's fields: role-<column index> for each column, tags, region and existing."""
+    roles = {int(match[1]): role for name, role in form.items() if (match := ROLE_FIELD.match(name))}
+    return MappingChoice(roles=roles, tags=form.get("tags", ""), region=form.get("region") or "",
+                         update_existing=form.get("existing", "update") != "keep")
 
 
 def _index_page(error: str | None):

@@ -1,10 +1,9 @@
 """The inbox: conversations with customers, replies inside (text) and outside (templates) the 24-hour window."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.extensions import db
+from app.blueprints import variable_fields
 from app.services.errors import NotFound, ServiceError
 from app.services.inbox import conversations as inbox
 from app.services.inbox import replies as inbox_replies
@@ -12,20 +11,6 @@ from app.services.templates import library, rendering
 from jobs.sending import enqueue_send_direct
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
-
-
-@bp.app_context_processor
-def unread_badge():
-    """`inbox_unread()` for the nav badge: one count, and only on pages that show it."""
-    return {"inbox_unread": _unread_total}
-
-
-def _unread_total() -> int:
-    try:
-        return inbox.unread_total()
-    except SQLAlchemyError:  # an error page while the database is away must still render
-        db.session.rollback()
-        return 0
 
 
 def _list_args() -> dict:
@@ -49,7 +34,7 @@ def conversation(contact_id: int):
     target = request.headers.get("HX-Target")
     if target == "conversation-list":
         return render_template("inbox/_list_partial.html", current_id=contact_id, **_list_args())
-    thread = _thread(contact_id)
+    thread = inbox.thread(contact_id)
     if target == "thread":
         return render_template("inbox/_thread_partial.html", thread=thread)
     return _page(thread)
@@ -59,14 +44,12 @@ def conversation(contact_id: int):
 def reply(contact_id: int):
     try:
         if request.form.get("kind") == "template":
-            values = {key[4:]: value for key, value in request.form.items() if key.startswith("var.")}
-            inbox_replies.reply_template(contact_id, _int(request.form.get("template_id")), values, current_user.id)
+            inbox_replies.reply_template(contact_id, _int(request.form.get("template_id")),
+                                         variable_fields.texts(request.form), current_user.id)
         else:
             inbox_replies.reply_text(contact_id, request.form.get("body", ""), current_user.id)
-    except NotFound:
-        abort(404)
     except ServiceError as error:
-        return _page(_thread(contact_id), error=error, form=request.form), 422
+        return _page(inbox.thread(contact_id), error=error, form=request.form), 422
     enqueue_send_direct()
     return redirect(url_for("inbox.conversation", contact_id=contact_id))
 
@@ -79,8 +62,6 @@ def change(contact_id: int, action: str):
             inbox.assign(contact_id, current_user.id if user_id == "me" else _int(user_id))
         else:
             inbox.set_done(contact_id, action == "done")
-    except NotFound:
-        abort(404)
     except ServiceError as error:
         flash(error.message, "error")
     if action == "done":
@@ -91,11 +72,8 @@ def change(contact_id: int, action: str):
 
 @bp.get("/<int:contact_id>/template-fields")
 def template_fields(contact_id: int):
-    try:
-        contact = inbox.get_conversation(contact_id).contact
-        template, variables = _chosen_template(request.args.get("template_id"))
-    except NotFound:
-        abort(404)
+    contact = inbox.get_conversation(contact_id).contact
+    template, variables = _chosen_template(request.args.get("template_id"))
     return render_template("inbox/_template_fields_partial.html", template=template, variables=variables,
                            contact=contact, form={})
 
@@ -105,13 +83,6 @@ def _chosen_template(template_id: str | None):
         return None, []
     template = library.get_template(number)
     return template, rendering.template_variables(template)
-
-
-def _thread(contact_id: int, mark_read: bool = True) -> inbox.Thread:
-    try:
-        return inbox.thread(contact_id, mark_read=mark_read)
-    except NotFound:
-        abort(404)
 
 
 def _page(thread: inbox.Thread, error: ServiceError | None = None, form=None):

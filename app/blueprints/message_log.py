@@ -18,21 +18,15 @@ from flask import (
 from flask_login import current_user
 from redis.exceptions import RedisError
 
-from app.errors import render_error
 from app.services.admin import settings
 from app.services.analytics import message_export, message_log
 from app.services.analytics.message_export import ExportRequest
 from app.services.analytics.message_log import MessageFilter
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import ServiceError
 from jobs.exports import enqueue_export
 
 bp = Blueprint("message_log", __name__, url_prefix="/messages")
 QUEUE_DOWN = "The job queue (Redis) could not be reached, so a large export cannot start now. Try again shortly."
-
-
-@bp.errorhandler(NotFound)
-def not_found(error: NotFound):
-    return render_error(404)
 
 
 def _place() -> tuple[str, ZoneInfo]:
@@ -60,8 +54,6 @@ def export():
         if message_export.is_large(wanted):
             return redirect(url_for(".export_status", export_id=enqueue_export(wanted, current_user.id)))
         return _download(wanted)
-    except NotFound:
-        raise
     except ServiceError as error:
         flash(error.message, "error")
     except RedisError:

@@ -1,20 +1,15 @@
 """Administration: run-time settings and system health. Admins only."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.services.admin import health, settings, system, whatsapp_check
-from app.services.errors import ServiceError
+from app.services.errors import NotFound, ServiceError
 from app.services.webhooks import intake
 from jobs.webhooks import enqueue_process_webhook_event
 
 bp = Blueprint("system", __name__, url_prefix="/admin")
-
-
-@bp.before_request
-def require_admin():
-    if current_user.is_authenticated and not current_user.is_admin:
-        abort(403)
+bp.admin_only = True  # enforced by app.security.require_admin
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -51,7 +46,7 @@ def failed_job(job_id: str, action: str):
     try:
         (system.retry_failed if action == "retry" else system.discard_failed)(job_id)
         flash("Job put back on its queue." if action == "retry" else "Job discarded.", "success")
-    except ServiceError as error:  # NotFound included: the job was retried or discarded meanwhile
+    except (ServiceError, NotFound) as error:  # NotFound: the job was retried or discarded meanwhile
         flash(error.message, "error")
     return redirect(url_for("system.system_page"))
 
@@ -67,7 +62,7 @@ def webhook_event_list():
 def reprocess_webhook_event(event_id: int):
     try:
         intake.reopen(event_id)
-    except ServiceError as error:
+    except (ServiceError, NotFound) as error:  # NotFound: retention removed the event meanwhile
         flash(error.message, "error")
         return redirect(url_for("system.webhook_event_list"))
     enqueue_process_webhook_event(event_id)

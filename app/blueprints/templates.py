@@ -1,27 +1,24 @@
-"""Message templates: the list with its sync panel, one template's preview, and creating a template."""
+"""Message templates: the list with its sync panel, one template's preview, and creating a template (its form is
+read into a TemplateDraft here)."""
 
 from __future__ import annotations
+
+from itertools import zip_longest
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
 
 from app.clock import utcnow
-from app.errors import render_error
-from app.services.errors import NotFound, ServiceError
+from app.services.errors import ServiceError
 from app.services.templates import library
 from app.services.templates import parts as template_parts
 from app.services.templates import rules as template_rules
 from app.services.templates.library import TemplateFormError
-from app.services.templates.rules import TemplateDraft
+from app.services.templates.rules import BUTTON_TYPES, EXAMPLE_ERROR, ButtonDraft, TemplateDraft
 from jobs.templates import enqueue_sync_templates
 
 bp = Blueprint("templates", __name__, url_prefix="/templates")
-
-
-@bp.errorhandler(NotFound)
-def not_found(error: NotFound):
-    return render_error(404)
 
 
 @bp.get("/")
@@ -61,13 +58,13 @@ def detail(template_id: int):
 
 @bp.route("/new", methods=["GET", "POST"])
 def new():
-    draft = TemplateDraft.from_form(request.form) if request.method == "POST" else TemplateDraft()
+    draft = _draft(request.form) if request.method == "POST" else TemplateDraft()
     if request.method == "GET":
         return _form(draft, {}, None)
     try:
         created = library.create_template(draft)
     except TemplateFormError as error:
-        return _form(draft, error.errors, error.message), 422
+        return _form(draft, _field_errors(error.errors), error.message), 422
     except ServiceError as error:
         return _form(draft, {}, error.message), 502
     flash(f"Submitted “{created.name}” to WhatsApp for review. Meta usually decides within minutes to a day; "
@@ -77,7 +74,7 @@ def new():
 
 @bp.get("/new/preview")
 def preview():
-    draft = TemplateDraft.from_form(request.args)
+    draft = _draft(request.args)
     parts = template_parts.parse(template_rules.components(draft), template_rules.parameter_format(draft))
     # The example inputs are only re-drawn when the variables changed, so typing in one never loses focus.
     variables_changed = request.args.getlist("example_keys") != draft.variable_keys()
@@ -92,9 +89,23 @@ def button_row():
     return html, 200, {"HX-Trigger": "draft-changed"} if request.args.get("removed") else {}
 
 
-@bp.app_template_filter("template_reason")
-def template_reason(reason: str | None) -> str:
-    return library.reason_text(reason)
+def _draft(form) -> TemplateDraft:
+    """The create form's fields (a post, or the live preview's query string) as a draft."""
+    columns = [form.getlist(name) for name in ("button_type", "button_text", "button_value", "button_example")]
+    buttons = [ButtonDraft(kind, text.strip(), value.strip(), example.strip())
+               for kind, text, value, example in zip_longest(*columns, fillvalue="") if kind in BUTTON_TYPES]
+    examples = {key.removeprefix("example-"): value.strip() for key, value in form.items()
+                if key.startswith("example-")}
+    return TemplateDraft(name=form.get("name", "").strip(), language=form.get("language", "en_US"),
+                         category=form.get("category", "MARKETING"), header_text=form.get("header_text", "").strip(),
+                         body=form.get("body", "").strip().replace("\r\n", "\n"),
+                         footer=form.get("footer", "").strip(), buttons=buttons, examples=examples)
+
+
+def _field_errors(errors: dict[str, str]) -> dict[str, str]:
+    """The draft's problems keyed by the input they are shown next to (an example's is `example-<key>`)."""
+    return {f"example-{key.removeprefix(EXAMPLE_ERROR)}" if key.startswith(EXAMPLE_ERROR) else key: message
+            for key, message in errors.items()}
 
 
 def _form(draft: TemplateDraft, errors: dict[str, str], message: str | None):

@@ -1,4 +1,8 @@
-"""Domain errors: views turn these into a message on the page, never a 500."""
+"""Domain errors services raise: ServiceError (a broken rule, shown on the page) and NotFound (a 404 page).
+
+Views turn a ServiceError into a message or a re-rendered form; NotFound is left to the app-level handler in
+app/errors.py, so no view catches it just to answer 404.
+"""
 
 
 class ServiceError(Exception):
@@ -10,5 +14,9 @@ class ServiceError(Exception):
         self.field = field
 
 
-class NotFound(ServiceError):
-    pass
+class NotFound(Exception):
+    """The row (campaign, contact, export …) the request names does not exist, or is not the user's to see."""
+
+    def __init__(self, message: str = "That does not exist.") -> None:
+        super().__init__(message)
+        self.message = message

@@ -89,8 +89,8 @@ def test_outside_the_window_the_composer_offers_a_template(app, live_server, pag
     page.goto(f"{live_server}/inbox/{contact_id}")
     assert "Free text is not possible now." in page.locator("#window-closed").inner_text()
     page.select_option("#template-id", label="order_update (en_US, utility)")
-    page.wait_for_selector("input[name='var.body.2']")
-    assert page.input_value("input[name='var.body.1']") == "Asha Rao"
+    page.wait_for_selector("input[name='var-body.2-text']")
+    assert page.input_value("input[name='var-body.1-text']") == "Asha Rao"
     screenshot(page, "inbox-window-closed")
     page.goto(f"{live_server}/admin/auto-replies/")
     page.fill("#rule-name", "Prices")

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
+from app.blueprints.campaign_forms import read_audience
 from app.extensions import db
 from app.models import Contact
 from app.services.campaigns import audience
@@ -84,11 +85,11 @@ def test_form_becomes_the_documented_shape(app):
                       ("rule_key", ""), ("rule_op", "equals"), ("rule_value", ""),
                       ("rule_key", "notes"), ("rule_op", "empty"), ("rule_value", "ignored")])
     with app.app_context():  # field names are matched to how contacts spell them
-        assert audience.from_form(form) == {
+        assert audience.build(read_audience(form)) == {
             "tags_all": ["vip", "mumbai"], "exclude_tags": ["delhi"],
             "attributes": [{"key": "city", "op": "equals", "value": "Pune"},
                            {"key": "spend", "op": "gt", "value": "100"}, {"key": "notes", "op": "empty", "value": ""}]}
-        assert audience.from_form(MultiDict({"audience_mode": "all", "tags": "vip"})) == {}
+        assert audience.build(read_audience(MultiDict({"audience_mode": "all", "tags": "vip"}))) == {}
 
 
 @pytest.mark.parametrize(("op", "value", "message"), [
@@ -99,7 +100,7 @@ def test_form_becomes_the_documented_shape(app):
 def test_bad_rules_name_the_field(app, op, value, message):
     form = MultiDict({"audience_mode": "filter", "rule_key": "spend", "rule_op": op, "rule_value": value})
     with app.app_context(), pytest.raises(ServiceError, match=message):
-        audience.from_form(form)
+        audience.build(read_audience(form))
 
 
 def test_describe_reads_like_a_sentence():

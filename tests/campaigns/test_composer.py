@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from app.blueprints.campaign_forms import read_composer
 from app.extensions import db
 from app.models import AuditEntry, Campaign, CampaignStatus, Contact, Message, Setting, TemplateStatus
 from app.services.campaigns import drafts as campaigns
@@ -65,7 +66,7 @@ def test_new_campaign_page_is_a_full_page_with_the_composer(staff_client, make_t
     assert "<html" in html and "New campaign" in html
     assert "order_update · en_US" in html and "old_offer" not in html  # approved templates only
     assert 'name="var-body.2-source"' in html  # the chosen template's variables are offered
-    assert "campaigns.css" in html
+    assert "campaigns.css" in html.split("</head>")[0]  # the page's stylesheet loads with the layout's
 
 
 def test_save_draft_stores_audience_variables_and_schedule(app, staff_client, make_template, shop):
@@ -166,6 +167,13 @@ def test_invalid_fields_are_named_on_the_page_and_nothing_is_saved(app, staff_cl
         assert db.session.scalar(db.select(db.func.count(Campaign.id))) == 0
 
 
+def test_a_variable_problem_is_shown_in_that_variables_row(staff_client, make_template):
+    response = _post(staff_client, "/campaigns/new", MultiDict({**_form(make_template()), "var-body.2-field": ""}))
+    html = response.get_data(as_text=True)
+    row = html[html.index('name="var-body.2-source"'):html.index('name="var-body.3-source"')]
+    assert "Choose the contact field that fills" in row and html.count("field-error") == 1
+
+
 def test_choosing_a_template_that_is_not_approved_is_refused(staff_client, make_template):
     paused = make_template("old_offer", status=TemplateStatus.PAUSED)
     response = _post(staff_client, "/campaigns/new", _form(paused))
@@ -240,7 +248,7 @@ def test_cost_estimate_uses_the_price_table_and_warns_over_the_tier(app, staff_c
                             Setting(key="messaging_limit_tier", value="250")])
         db.session.commit()
         template_id = make_template()
-        campaign, _ = campaigns.draft_from_form(_form(template_id))
+        campaign, _ = campaigns.draft_campaign(read_composer(_form(template_id)))
         assert campaigns.estimate(campaign, 2).cost == 1.0
         assert campaigns.estimate(campaign, 251).over_tier and not campaigns.estimate(campaign, 250).over_tier
     html = staff_client.get("/campaigns/preview", query_string=_form(template_id)).get_data(as_text=True)

@@ -173,3 +173,27 @@ def test_rule_form_errors_are_shown_and_nothing_is_saved(app, admin_client, fiel
     assert error in response.get_data(as_text=True).replace("&#39;", "'")
     with app.app_context():
         assert db.session.scalars(select(AutoReplyRule)).all() == []
+
+
+def test_a_template_rule_saves_its_variables_and_shows_them_again(app, admin_client):
+    with app.app_context():
+        template = MessageTemplate(name="order_update", language="en_US", category="UTILITY",
+                                   status=TemplateStatus.APPROVED,
+                                   components=[{"type": "BODY", "text": "Hi {{1}}, your order {{2}} is on its way."}])
+        db.session.add(template)
+        db.session.commit()
+        template_id = template.id
+    page = "/admin/auto-replies/"
+    fields = {"name": "Orders", "match_kind": "keywords", "keywords": "order", "reply_kind": "template",
+              "template_id": str(template_id), "var-body.1-text": "{name}", "var-body.2-text": "#1042",
+              "cooldown_minutes": "60", "position": "0"}
+    refused = post_form(admin_client, page, page, **{**fields, "keywords": ""})
+    assert refused.status_code == 422
+    assert 'name="var-body.2-text" value="#1042"' in refused.get_data(as_text=True)  # what was typed stays
+    assert post_form(admin_client, page, page, **fields).status_code == 302
+    with app.app_context():
+        rule = db.session.scalars(select(AutoReplyRule)).one()
+        assert rule.template_variables == {"body.1": {"source": "name", "value": "", "fallback": "there"},
+                                           "body.2": {"source": "literal", "value": "#1042", "fallback": ""}}
+        rule_id = rule.id
+    assert 'name="var-body.1-text" value="{name}"' in admin_client.get(f"{page}{rule_id}").get_data(as_text=True)

@@ -120,12 +120,12 @@ def test_a_template_can_be_sent_outside_the_window(hooks, staff_client):
     writes(hooks, ASHA, "hello", ago_hours=48)
     asha = contact_id(hooks.app, ASHA)
     fields = staff_client.get(f"/inbox/{asha}/template-fields?template_id={template_id}").get_data(as_text=True)
-    assert 'name="var.body.1"' in fields and 'value="Asha Rao"' in fields
+    assert 'name="var-body.1-text"' in fields and 'value="Asha Rao"' in fields
     missing = post_form(staff_client, f"/inbox/{asha}", f"/inbox/{asha}/reply", kind="template",
-                        template_id=template_id, **{"var.body.1": "Asha", "var.body.2": ""})
+                        template_id=template_id, **{"var-body.1-text": "Asha", "var-body.2-text": ""})
     assert missing.status_code == 422 and "Fill in every variable" in missing.get_data(as_text=True)
     response = post_form(staff_client, f"/inbox/{asha}", f"/inbox/{asha}/reply", kind="template",
-                         template_id=template_id, **{"var.body.1": "Asha", "var.body.2": "#1042"})
+                         template_id=template_id, **{"var-body.1-text": "Asha", "var-body.2-text": "#1042"})
     assert response.status_code == 302
     run_jobs(hooks.app)
     [reply] = _replies(hooks.app)

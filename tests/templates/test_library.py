@@ -175,6 +175,8 @@ def test_form_errors_are_shown_by_field_and_nothing_is_submitted(app, sim, staff
     html = response.get_data(as_text=True)
     assert "Use only lowercase letters, digits and underscores" in html
     assert "Give an example for {{2}}" in html
+    example = html[html.index('name="example-body.2"'):]
+    assert example.index("Give an example for {{2}}") < example.index("</fieldset>")  # next to its input
     assert sim.simulator.templates.get("Diwali Offer", "en_US") is None
     assert 'value="Hi {{1}}, enjoy' not in html and "enjoy {{2}} off this Diwali" in html  # the text is kept
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import available_timezones
@@ -149,14 +149,14 @@ def as_form_text(spec: Spec, value: Any) -> str:
     return str(value)
 
 
-def update(form: dict[str, str], user_id: int | None) -> dict[str, str]:
-    """Validate every submitted field; save all or nothing. Returns {} or {key: error message}."""
+def update(texts: Mapping[str, str], user_id: int | None) -> dict[str, str]:
+    """Validate every given setting (key → text as typed); save all or nothing. Returns {} or {key: error message}."""
     errors, parsed = {}, {}
     for spec in SPECS:
-        if spec.key not in form:
+        if spec.key not in texts:
             continue
         try:
-            parsed[spec.key] = spec.parse(form[spec.key])
+            parsed[spec.key] = spec.parse(texts[spec.key])
         except ValueError as error:
             errors[spec.key] = str(error)
     if errors:

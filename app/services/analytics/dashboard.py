@@ -50,8 +50,9 @@ PERIODS = {period.key: period for period in (
 DEFAULT_PERIOD = "7d"
 
 
-def period_from_args(args) -> Period:
-    return PERIODS.get((args.get("period") or "").strip(), PERIODS[DEFAULT_PERIOD])
+def period(key: str | None) -> Period:
+    """The period with this key ("today", "7d" …), or the default one for anything else."""
+    return PERIODS.get((key or "").strip(), PERIODS[DEFAULT_PERIOD])
 
 
 def rate(part: int, whole: int) -> float | None:

@@ -2,6 +2,7 @@
 
 The shape (documented on the model): {"tags_any": [keys], "tags_all": [keys], "exclude_tags": [keys],
 "attributes": [{"key": str, "op": "equals|contains|empty|not_empty|gt|lt", "value": str}]}; {} means everyone.
+The composer hands its choice over as an `AudienceChoice`; `build` checks it and returns that shape.
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ OPERATORS = {"equals": "is", "contains": "contains", "empty": "is empty", "not_e
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 MAX_RULES = 20
 KEY_SAMPLE = 500  # recent contacts read to suggest attribute names; enough to know the shop's fields
+
+
+@dataclass(frozen=True)
+class AudienceChoice:
+    """Who the composer says to send to, as typed; `build` turns it into the stored shape above."""
+
+    everyone: bool = True  # False: filter by the tags and rules below
+    match_all_tags: bool = False  # contacts need all of `tags`, not just any
+    tags: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+    rules: tuple[tuple[str, str, str], ...] = ()  # (contact field, operator, value); rows without a field are ignored
 
 
 @dataclass(frozen=True)
@@ -57,10 +69,10 @@ def summary(audience: Mapping[str, Any] | None) -> AudienceSummary:
     return AudienceSummary(matching=matching, opted_out=opted_out, eligible=matching - opted_out)
 
 
-def summary_from_form(form) -> tuple[AudienceSummary | None, str | None]:
-    """Live counts for the composer's audience fields, or the reason the rules cannot be read."""
+def summary_for(choice: AudienceChoice) -> tuple[AudienceSummary | None, str | None]:
+    """Live counts for the composer's audience choice, or the reason its rules cannot be used."""
     try:
-        return summary(from_form(form)), None
+        return summary(build(choice)), None
     except ServiceError as error:
         return None, error.message
 
@@ -120,21 +132,29 @@ def _as_number(value):
     return case((is_number, cast(text, Float)), else_=None)
 
 
-def from_form(form) -> dict[str, Any]:
-    """The audience from the composer's fields; ServiceError(field="audience") names a bad rule."""
-    if form.get("audience_mode", "all") != "filter":
+def build(choice: AudienceChoice) -> dict[str, Any]:
+    """The stored audience for the composer's choice; ServiceError(field="audience") names a bad rule."""
+    if choice.everyone:
         return {}
-    tags = _tag_keys(form.getlist("tags"))
-    audience: dict[str, Any] = {"tags_all" if form.get("tags_match") == "all" else "tags_any": tags,
-                                "exclude_tags": _tag_keys(form.getlist("exclude_tags"))}
-    typed = list(zip(form.getlist("rule_key"), form.getlist("rule_op"), form.getlist("rule_value"), strict=False))
-    known = known_attribute_keys() if any((key or "").strip() for key, _, _ in typed) else []
-    rules = [_rule(as_spelled_on_contacts(" ".join(key.split()), known), op, value) for key, op, value in typed
-             if (key or "").strip()]
+    audience: dict[str, Any] = {"tags_all" if choice.match_all_tags else "tags_any": _tag_keys(choice.tags),
+                                "exclude_tags": _tag_keys(choice.exclude_tags)}
+    typed = [(key, op, value) for key, op, value in choice.rules if (key or "").strip()]
+    known = known_attribute_keys() if typed else []
+    rules = [_rule(as_spelled_on_contacts(" ".join(key.split()), known), op, value) for key, op, value in typed]
     if len(rules) > MAX_RULES:
         raise ServiceError(f"Use at most {MAX_RULES} field conditions.", field="audience")
     audience["attributes"] = rules
     return {name: value for name, value in audience.items() if value}
+
+
+def choice_for(audience: Mapping[str, Any] | None) -> AudienceChoice:
+    """A stored audience as the composer shows it again."""
+    saved = audience or {}
+    return AudienceChoice(everyone=not saved, match_all_tags=bool(saved.get("tags_all")),
+                          tags=tuple(saved.get("tags_all") or saved.get("tags_any") or ()),
+                          exclude_tags=tuple(saved.get("exclude_tags") or ()),
+                          rules=tuple((rule["key"], rule["op"], rule.get("value", ""))
+                                      for rule in saved.get("attributes") or []))
 
 
 def _tag_keys(values: list[str]) -> list[str]:

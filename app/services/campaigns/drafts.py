@@ -1,29 +1,31 @@
-"""Campaign drafts: reading the composer form, validating it, saving, copying and deleting drafts, and the
-composer's live summary.
+"""Campaign drafts: validating the composer's `CampaignDraft`, saving, copying and deleting drafts, the options
+the composer offers, and its live summary (counts, cost, previews).
 
-The schedule fields are read in schedule_form.py, cost and sending time are estimated in campaign_estimates.py;
-launching, scheduling, pausing and cancelling live in campaign_lifecycle.py. The composer works on raw form values
-(a MultiDict) both ways, so a page re-shown after an error keeps exactly what was typed.
+The composer's form is read into a `CampaignDraft` by app/blueprints/campaign_forms.py; a saved campaign goes back
+to the composer through `draft_for`. The schedule is checked in schedule.py, the audience in audience.py, cost and
+sending time are estimated in estimates.py; launching, scheduling, pausing and cancelling live in lifecycle.py.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select, update
-from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, MessageTemplate, TemplateStatus
 from app.services.admin import audit, settings
 from app.services.campaigns import audience, review
-from app.services.campaigns import schedule as schedule_form
+from app.services.campaigns import schedule as schedule_rules
+from app.services.campaigns.audience import AudienceChoice
 from app.services.campaigns.estimates import Estimate, estimate
+from app.services.campaigns.schedule import ScheduleChoice
 from app.services.contacts import tags
 from app.services.errors import NotFound, ServiceError
 from app.services.sending import rate_limit
@@ -42,8 +44,33 @@ DUPLICATED = ("template_id", "phone_number_id", "audience", "variables", "accept
 NAME_SOURCES = {"name", "first_name", "customer_name", "full_name", "customer"}
 
 
+@dataclass(frozen=True)
+class VariableChoice:
+    """What fills one template variable, as chosen in the composer."""
+
+    source: str = ""  # one of rendering.SOURCES; anything else (such as ""): not chosen yet
+    value: str = ""  # the contact field for "attribute", the text for "literal"
+    fallback: str = ""  # sent when the contact has no value
+
+
+@dataclass(frozen=True)
+class CampaignDraft:
+    """The composer's fields, as typed. Problems are reported under these attribute names, except "template" (for
+    template_id), "variables.<key>" (one variable), "quiet_hours" (both times) and the schedule's own names."""
+
+    name: str = ""
+    template_id: int | None = None
+    audience: AudienceChoice = AudienceChoice()
+    variables: Mapping[str, VariableChoice] = field(default_factory=dict)  # by variable key, e.g. "body.1"
+    accept_fallbacks: bool = False  # launch even when some recipients would get a fallback-less empty value
+    schedule: ScheduleChoice = ScheduleChoice()
+    max_rate: str = ""  # messages per second, as typed; empty: as fast as the number may send
+    quiet_hours_start: str = ""  # HH:MM; both empty: send around the clock
+    quiet_hours_end: str = ""
+
+
 class ComposerErrors(ServiceError):
-    """The composer form broke rules; `errors` maps each field to its problem."""
+    """The draft broke rules; `errors` maps each CampaignDraft attribute at fault to its problem."""
 
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("The campaign was not saved: please correct the fields marked below.")
@@ -78,11 +105,11 @@ def ensure_editable(campaign: Campaign) -> None:
         raise ServiceError(f"Only drafts can be edited; this campaign is {campaign.status}.")
 
 
-def save_draft(campaign_id: int | None, form, user_id: int | None) -> Campaign:
-    """Create or update a draft from the composer form; ComposerErrors names every field at fault."""
+def save_draft(campaign_id: int | None, draft: CampaignDraft, user_id: int | None) -> Campaign:
+    """Create or update a draft from the composer; ComposerErrors names every field at fault. Commits."""
     campaign = _locked(campaign_id) if campaign_id else Campaign(status=CampaignStatus.DRAFT)
     ensure_editable(campaign)
-    values, errors = read_form(form, current_template_id=campaign.template_id)
+    values, errors = validate(draft, current_template_id=campaign.template_id)
     if errors:
         raise ComposerErrors(errors)
     for name, value in values.items():
@@ -123,58 +150,59 @@ def delete_draft(campaign_id: int) -> str:
     return campaign.name
 
 
-def draft_from_form(form) -> tuple[Campaign, dict[str, str]]:
-    """An unsaved campaign built from whatever the form holds, for live counts and previews; and the errors."""
-    values, errors = read_form(form)
+def draft_campaign(draft: CampaignDraft) -> tuple[Campaign, dict[str, str]]:
+    """An unsaved campaign built from whatever the composer holds, for live counts and previews; and the errors."""
+    values, errors = validate(draft)
     campaign = Campaign(status=CampaignStatus.DRAFT, **values)
     campaign.phone_number_id = current_app.config["WHATSAPP_PHONE_NUMBER_ID"] or ""
     return campaign, errors
 
 
-def read_form(form, current_template_id: int | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-    """Campaign column values from the form, and {field: problem} for everything wrong with it."""
+def validate(draft: CampaignDraft, current_template_id: int | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Campaign column values for the draft, and {attribute: problem} for everything wrong with it."""
     errors: dict[str, str] = {}
-    values: dict[str, Any] = {"name": form.get("name", "").strip()[:255]}
+    values: dict[str, Any] = {"name": draft.name.strip()[:255]}
     if not values["name"]:
         errors["name"] = "Give the campaign a name, e.g. “Diwali offer to VIPs”."
-    template = _template(form.get("template_id", ""), current_template_id, errors)
+    template = _template(draft.template_id, current_template_id, errors)
     values["template"], values["template_id"] = template, template.id if template else None
     try:
-        values["audience"] = audience.from_form(form)
+        values["audience"] = audience.build(draft.audience)
     except ServiceError as error:
         values["audience"], errors["audience"] = {}, error.message
-    values["variables"] = _variables(template, form, errors)
-    values["accept_fallbacks"] = form.get("accept_fallbacks") == "y"
-    values.update(schedule_form.read(form, errors))
-    values.update(_limits(form, errors))
+    values["variables"] = _variables(template, draft.variables, errors)
+    values["accept_fallbacks"] = draft.accept_fallbacks
+    values.update(schedule_rules.validate(draft.schedule, errors))
+    values.update(_limits(draft, errors))
     return values, errors
 
 
-def _template(raw: str, current_id: int | None, errors: dict[str, str]) -> MessageTemplate | None:
-    template = db.session.get(MessageTemplate, int(raw)) if raw.isdigit() else None
-    if raw and template is None:
+def _template(template_id: int | None, current_id: int | None, errors: dict[str, str]) -> MessageTemplate | None:
+    template = db.session.get(MessageTemplate, template_id) if template_id else None
+    if template_id and template is None:
         errors["template"] = "That template no longer exists; choose another."
     elif template and template.status != TemplateStatus.APPROVED and template.id != current_id:
         errors["template"] = f"“{template.name}” is not approved by Meta; choose an approved template."
     return template
 
 
-def _variables(template: MessageTemplate | None, form, errors: dict[str, str]) -> dict[str, dict[str, str]]:
+def _variables(template: MessageTemplate | None, choices: Mapping[str, VariableChoice],
+               errors: dict[str, str]) -> dict[str, dict[str, str]]:
     mapping: dict[str, dict[str, str]] = {}
     known: list[str] | None = None
     for variable in template_variables(template) if template else []:
-        field = f"var-{variable.key}"
-        source = form.get(f"{field}-source", "")
+        choice = choices.get(variable.key, VariableChoice())
+        source = choice.source
         if source not in SOURCES:
             continue
-        value = clean(form.get(f"{field}-field" if source == "attribute" else f"{field}-text", ""))
+        value = clean(choice.value)
         if source == "attribute" and value:
             known = audience.known_attribute_keys() if known is None else known
             value = audience.as_spelled_on_contacts(value, known)
-        fallback = clean(form.get(f"{field}-fallback", ""))
+        fallback = clean(choice.fallback)
         problem = _variable_problem(variable, source, value, fallback)
         if problem:
-            errors[field] = problem
+            errors[f"variables.{variable.key}"] = problem
         mapping[variable.key] = {"source": source, "value": value if source in ("attribute", "literal") else "",
                                  "fallback": fallback}
     return mapping
@@ -190,13 +218,13 @@ def _variable_problem(variable: TemplateVariable, source: str, value: str, fallb
     return None
 
 
-def _limits(form, errors: dict[str, str]) -> dict[str, Any]:
-    start, end = form.get("quiet_hours_start", "").strip(), form.get("quiet_hours_end", "").strip()
+def _limits(draft: CampaignDraft, errors: dict[str, str]) -> dict[str, Any]:
+    start, end = draft.quiet_hours_start.strip(), draft.quiet_hours_end.strip()
     problem = _quiet_hours_problem(start, end)
     if problem:
         errors["quiet_hours"] = problem
         start = end = ""
-    return {"max_rate": _rate(form.get("max_rate", "").strip(), errors),
+    return {"max_rate": _rate(draft.max_rate.strip(), errors),
             "quiet_hours_start": start or None, "quiet_hours_end": end or None}
 
 
@@ -234,60 +262,35 @@ def _minutes(clock: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-def form_values(campaign: Campaign | None) -> MultiDict:
-    """The composer's fields for a saved campaign, or a new campaign's defaults."""
+def draft_for(campaign: Campaign | None) -> CampaignDraft:
+    """A saved campaign as the composer shows it, or a new campaign's defaults."""
     if campaign is None:
-        return MultiDict({"schedule_kind": "now", "quiet_hours_start": settings.get("quiet_hours_start"),
-                          "quiet_hours_end": settings.get("quiet_hours_end"), "audience_mode": "all",
-                          "timezone": settings.get("timezone"), "repeat": "daily", "repeat_time": "10:00",
-                          "repeat_weekday": "1"})
-    fields: list[tuple[str, str]] = [
-        ("name", campaign.name), ("template_id", str(campaign.template_id or "")),
-        ("max_rate", _number_text(campaign.max_rate)),
-        ("quiet_hours_start", campaign.quiet_hours_start or ""), ("quiet_hours_end", campaign.quiet_hours_end or ""),
-        ("accept_fallbacks", "y" if campaign.accept_fallbacks else ""),
-    ]
-    fields.extend(schedule_form.fields(campaign))
-    fields.extend(_audience_fields(campaign.audience or {}))
-    for key, mapping in (campaign.variables or {}).items():
-        value_field = "field" if mapping.get("source") == "attribute" else "text"
-        fields += [(f"var-{key}-source", mapping.get("source", "")), (f"var-{key}-{value_field}",
-                   mapping.get("value", "")), (f"var-{key}-fallback", mapping.get("fallback", ""))]
-    return MultiDict(fields)
-
-
-def _audience_fields(saved: dict[str, Any]) -> list[tuple[str, str]]:
-    fields = [("audience_mode", "filter" if saved else "all"),
-              ("tags_match", "all" if saved.get("tags_all") else "any")]
-    fields += [("tags", key) for key in saved.get("tags_all") or saved.get("tags_any") or []]
-    fields += [("exclude_tags", key) for key in saved.get("exclude_tags") or []]
-    for rule in saved.get("attributes") or []:
-        fields += [("rule_key", rule["key"]), ("rule_op", rule["op"]), ("rule_value", rule.get("value", ""))]
-    return fields
+        return CampaignDraft(quiet_hours_start=settings.get("quiet_hours_start") or "",
+                             quiet_hours_end=settings.get("quiet_hours_end") or "",
+                             schedule=ScheduleChoice(timezone=settings.get("timezone"), repeat="daily",
+                                                     repeat_time="10:00"))
+    variables = {key: VariableChoice(mapping.get("source", ""), mapping.get("value", ""), mapping.get("fallback", ""))
+                 for key, mapping in (campaign.variables or {}).items()}
+    return CampaignDraft(name=campaign.name, template_id=campaign.template_id,
+                         audience=audience.choice_for(campaign.audience), variables=variables,
+                         accept_fallbacks=campaign.accept_fallbacks, schedule=schedule_rules.choice_for(campaign),
+                         max_rate=_number_text(campaign.max_rate), quiet_hours_start=campaign.quiet_hours_start or "",
+                         quiet_hours_end=campaign.quiet_hours_end or "")
 
 
 def _number_text(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def _with_suggestions(form, found: list[TemplateVariable], attribute_keys: list[str]) -> MultiDict:
-    values = MultiDict(form)
-    for variable in found:
-        if f"var-{variable.key}-source" not in values:
-            source, field = suggested_source(variable, attribute_keys)
-            values[f"var-{variable.key}-source"], values[f"var-{variable.key}-field"] = source, field
-    return values
-
-
-def suggested_source(variable: TemplateVariable, attribute_keys: list[str]) -> tuple[str, str]:
-    """A first guess for an unmapped variable: (source, field) from its name, or ("", "")."""
+def suggested_source(variable: TemplateVariable, attribute_keys: list[str]) -> VariableChoice:
+    """A first guess for an unmapped variable from its name: the contact's name, phone or a field; or no source."""
     name = variable.name.casefold()
     if name in NAME_SOURCES:
-        return "name", ""
+        return VariableChoice("name")
     if name in ("phone", "mobile", "phone_number"):
-        return "phone", ""
+        return VariableChoice("phone")
     matches = [key for key in attribute_keys if key.casefold() == name]
-    return ("attribute", matches[0]) if matches else ("", "")
+    return VariableChoice("attribute", matches[0]) if matches else VariableChoice()
 
 
 @dataclass(frozen=True)
@@ -301,24 +304,28 @@ class Composer:
     variables: list[TemplateVariable]
     rules: list[tuple[str, str, str]]  # the audience's field conditions as typed: (key, op, value)
     sender: str
-    values: MultiDict  # the form values, with a guessed source for each variable not mapped yet
+    guesses: dict[str, VariableChoice]  # a guessed source for each of the template's variables not mapped yet
 
 
-def composer(form) -> Composer:
-    """The options the composer needs for these form values."""
-    raw = form.get("template_id", "")
-    template = db.session.get(MessageTemplate, int(raw)) if raw.isdigit() else None
+def composer(draft: CampaignDraft) -> Composer:
+    """The options the composer needs for this draft."""
+    template = db.session.get(MessageTemplate, draft.template_id) if draft.template_id else None
     choices = templates_service.approved_templates()
     if template is not None and template not in choices:
         choices.insert(0, template)  # a draft keeps showing its template even after Meta paused it
-    used = [value for key, value in form.items(multi=True) if key.startswith("var-") and key.endswith("-field")]
-    keys = audience.known_attribute_keys([key for key in used + form.getlist("rule_key") if key])
+    used = [choice.value for choice in draft.variables.values() if choice.source == "attribute"]
+    rules = [rule for rule in draft.audience.rules if rule[0].strip()]
+    keys = audience.known_attribute_keys([key for key in used + [rule[0] for rule in rules] if key])
     found = template_variables(template) if template else []
     return Composer(templates=choices, tags=tags.all_tags(), attribute_keys=keys, template=template, variables=found,
-                    values=_with_suggestions(form, found, keys),
-                    rules=[rule for rule in zip(form.getlist("rule_key"), form.getlist("rule_op"),
-                                                form.getlist("rule_value"), strict=False) if rule[0].strip()],
-                    sender=current_app.config["WHATSAPP_PHONE_NUMBER_ID"] or "")
+                    rules=rules, sender=current_app.config["WHATSAPP_PHONE_NUMBER_ID"] or "",
+                    guesses={variable.key: suggested_source(variable, keys) for variable in found
+                             if variable.key not in draft.variables})
+
+
+def with_guesses(draft: CampaignDraft, options: Composer) -> CampaignDraft:
+    """The draft with the composer's guess filled in for each variable not mapped yet."""
+    return replace(draft, variables={**options.guesses, **draft.variables})
 
 
 @dataclass(frozen=True)
@@ -338,9 +345,9 @@ class Live:
     share_link: str | None  # wa.me link carrying the first recipient's message as text
 
 
-def live(form) -> Live:
-    """Counts, cost estimate and previews for the composer's current (unsaved) values."""
-    campaign, errors = draft_from_form(form)
+def live(draft: CampaignDraft) -> Live:
+    """Counts, cost estimate and previews for the composer's current (unsaved) draft."""
+    campaign, errors = draft_campaign(draft)
     errors.pop("template", None)  # the launch problems explain an unusable template already
     counts = audience.summary(campaign.audience)
     runs = _next_runs(campaign, errors)
@@ -359,5 +366,5 @@ def _next_runs(campaign: Campaign, errors: dict[str, str]) -> list[datetime]:
     """The next few runs of a repeating schedule, the end date respected."""
     if not campaign.cron or errors.keys() & {"cron", "repeat_time", "timezone"}:
         return []
-    runs = schedule_form.next_runs(campaign.cron, campaign.timezone)
+    runs = schedule_rules.next_runs(campaign.cron, campaign.timezone)
     return [run for run in runs if campaign.ends_at is None or run <= campaign.ends_at]

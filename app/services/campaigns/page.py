@@ -19,9 +19,8 @@ from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Message, MessageStatus
 from app.queues import redis_connection
-from app.services.campaigns import audience, batches, campaign_state, lifecycle, send_rate
+from app.services.campaigns import audience, batches, campaign_state, lifecycle, schedule, send_rate
 from app.services.campaigns import review as campaign_review
-from app.services.campaigns import schedule as schedule_form
 from app.services.campaigns.audience import AudienceSummary
 from app.services.campaigns.engine import STOP_REASON_PREFIX
 from app.services.contacts import tags
@@ -123,7 +122,7 @@ def page_view(campaign_id: int) -> RunView:
     if campaign.status == C.SCHEDULED:
         view.next_start = _next_start(campaign)
     if campaign.schedule_kind == "cron":
-        view.repeat_text = schedule_form.describe(campaign.cron)
+        view.repeat_text = schedule.describe(campaign.cron)
         view.ended = campaign.status == C.COMPLETED and campaign.ends_at is not None
         view.runs = list(db.session.scalars(select(Campaign).where(Campaign.parent_id == campaign.id)
                                             .order_by(Campaign.id.desc()).limit(10)))

@@ -1,12 +1,15 @@
-"""The composer's "When to send" fields: now, once at a time, or repeating (daily, weekly or a cron expression).
+"""A campaign's schedule: now, once at a time, or repeating (daily, weekly or a cron expression).
 
-Daily and weekly are shortcuts: they are stored as the cron expression they stand for (schedule_kind "cron"), and
-a saved expression of that shape is shown as the shortcut again. A repeating campaign may have an end date.
+`validate` turns the composer's `ScheduleChoice` into the campaign's schedule columns, and `choice_for` turns a
+saved campaign's columns back into the choice the composer shows. Daily and weekly are shortcuts: they are stored
+as the cron expression they stand for (schedule_kind "cron"), and a saved expression of that shape is shown as the
+shortcut again. A repeating campaign may have an end date.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -26,23 +29,36 @@ MIN_CRON_GAP = timedelta(hours=1)
 END_OF_DAY = time(23, 59)
 
 
-def read(form, errors: dict[str, str]) -> dict[str, Any]:
-    """Campaign schedule columns from the form; problems go into `errors` under the field they belong to."""
-    kind = form.get("schedule_kind", "now")
-    kind = kind if kind in SCHEDULE_KINDS else "now"
+@dataclass(frozen=True)
+class ScheduleChoice:
+    """When the composer says to send, as typed. `validate` reports problems under these attribute names."""
+
+    kind: str = "now"  # one of SCHEDULE_KINDS
+    timezone: str = ""  # empty: the shop's timezone
+    scheduled_at: str = ""  # for "at": local date and time, YYYY-MM-DDTHH:MM
+    repeat: str = "cron"  # for "cron": one of REPEATS
+    repeat_time: str = ""  # for daily and weekly: HH:MM
+    repeat_weekday: str = "1"  # for weekly: cron's weekday number, Sunday = 0
+    cron: str = ""  # for a custom repeat
+    ends_on: str = ""  # for a repeat: the last day, YYYY-MM-DD; empty: until stopped
+
+
+def validate(choice: ScheduleChoice, errors: dict[str, str]) -> dict[str, Any]:
+    """Campaign schedule columns for the choice; problems go into `errors` under the attribute they belong to."""
+    kind = choice.kind if choice.kind in SCHEDULE_KINDS else "now"
     zone = settings.get("timezone")
     values: dict[str, Any] = {"schedule_kind": kind, "scheduled_at": None, "cron": None, "ends_at": None,
                               "timezone": zone}
     if kind == "now":
         return values
-    values["timezone"] = _timezone(form.get("timezone", "") or zone, errors)
+    values["timezone"] = _timezone(choice.timezone or zone, errors)
     if kind == "at":
-        values["scheduled_at"] = _future_time(form.get("scheduled_at", ""), values["timezone"], errors)
+        values["scheduled_at"] = _future_time(choice.scheduled_at, values["timezone"], errors)
         return values
-    values["cron"] = _repeat_cron(form, errors)
+    values["cron"] = _repeat_cron(choice, errors)
     if values["cron"] and "cron" not in errors and "repeat_time" not in errors:
         _check_gap(values["cron"], values["timezone"], errors)
-        values["ends_at"] = _end(form.get("ends_on", ""), values["cron"], values["timezone"], errors)
+        values["ends_at"] = _end(choice.ends_on, values["cron"], values["timezone"], errors)
     return values
 
 
@@ -65,15 +81,14 @@ def _future_time(raw: str, zone: str, errors: dict[str, str]) -> datetime | None
     return when
 
 
-def _repeat_cron(form, errors: dict[str, str]) -> str | None:
-    repeat = form.get("repeat", "cron")
-    if repeat not in ("daily", "weekly"):
-        return _cron(form.get("cron", ""), errors)
-    match = settings.TIME.match(form.get("repeat_time", "").strip())
+def _repeat_cron(choice: ScheduleChoice, errors: dict[str, str]) -> str | None:
+    if choice.repeat not in ("daily", "weekly"):
+        return _cron(choice.cron, errors)
+    match = settings.TIME.match(choice.repeat_time.strip())
     if not match:
         errors["repeat_time"] = "Give the time to send as HH:MM, e.g. 10:00."
         return None
-    weekday = form.get("repeat_weekday", "1") if repeat == "weekly" else "*"
+    weekday = choice.repeat_weekday if choice.repeat == "weekly" else "*"
     if weekday not in {number for number, _ in WEEKDAYS} | {"*"}:
         errors["repeat_time"] = "Choose the day of the week."
         return None
@@ -118,15 +133,16 @@ def next_runs(cron: str, zone: str, count: int = 3) -> list[datetime]:
     return [runs.get_next(datetime) for _ in range(count)]
 
 
-def fields(campaign) -> list[tuple[str, str]]:
-    """The schedule fields for a saved campaign, showing a daily or weekly cron as that shortcut."""
+def choice_for(campaign) -> ScheduleChoice:
+    """A saved campaign's schedule as the composer shows it, a daily or weekly cron as that shortcut."""
     shortcut = _shortcut(campaign.cron)
     at, weekday = shortcut or ("10:00", "*")
     repeat = "cron" if campaign.cron and shortcut is None else ("daily" if weekday == "*" else "weekly")
-    return [("schedule_kind", campaign.schedule_kind), ("timezone", campaign.timezone),
-            ("scheduled_at", _local_input(campaign.scheduled_at, campaign.timezone)), ("cron", campaign.cron or ""),
-            ("repeat", repeat), ("repeat_time", at), ("repeat_weekday", weekday if weekday != "*" else "1"),
-            ("ends_on", _local_date(campaign.ends_at, campaign.timezone))]
+    return ScheduleChoice(kind=campaign.schedule_kind, timezone=campaign.timezone,
+                          scheduled_at=_local_input(campaign.scheduled_at, campaign.timezone),
+                          cron=campaign.cron or "", repeat=repeat, repeat_time=at,
+                          repeat_weekday=weekday if weekday != "*" else "1",
+                          ends_on=_local_date(campaign.ends_at, campaign.timezone))
 
 
 def _shortcut(cron: str | None) -> tuple[str, str] | None:

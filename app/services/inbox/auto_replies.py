@@ -5,12 +5,15 @@ statuses (they never reach it), messages a person did not type (system, unsuppor
 opt-in words (opt-out handling wins), opted-out or deleted contacts, stale messages delivered late, or anything
 that looks like a loop (the customer's side echoing one of our auto-replies, or more than MAX_PER_HOUR auto-replies
 to one contact in an hour). A rule fires at most once per contact per cooldown; the first matching rule wins.
+
+Admins edit rules through `save_rule`, which checks a `RuleInput` (the rules page's fields, read by its blueprint).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -126,10 +129,27 @@ def get_rule(rule_id: int) -> AutoReplyRule:
     return rule
 
 
-def save_rule(form: Mapping[str, str], rule_id: int | None = None) -> AutoReplyRule:
-    """Create or update a rule from the form; every field is checked before anything changes. Commits."""
+@dataclass(frozen=True)
+class RuleInput:
+    """A rule as an admin typed it. A problem is raised as ServiceError(field=<the attribute's name>)."""
+
+    name: str = ""
+    match_kind: str = "keywords"  # "keywords" or "regex"
+    keywords: str = ""  # separated by commas or new lines
+    pattern: str = ""
+    reply_kind: str = "text"  # "text" or "template"
+    reply_text: str = ""
+    template_id: int | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)  # variable key → fixed text, or a TOKENS token
+    cooldown_minutes: str = "60"  # whole minutes, as typed
+    position: str = "0"  # whole number, as typed
+    active: bool = False
+
+
+def save_rule(rule_input: RuleInput, rule_id: int | None = None) -> AutoReplyRule:
+    """Create or update a rule; every field is checked before anything changes. Commits."""
     rule = get_rule(rule_id) if rule_id else AutoReplyRule()
-    values = _validated(form)
+    values = _validated(rule_input)
     for name, value in values.items():
         setattr(rule, name, value)
     if rule_id is None:
@@ -147,22 +167,21 @@ def delete_rule(rule_id: int) -> None:
     db.session.commit()
 
 
-def _validated(form: Mapping[str, str]) -> dict[str, Any]:
-    name = (form.get("name") or "").strip()
+def _validated(rule: RuleInput) -> dict[str, Any]:
+    name = rule.name.strip()
     if not name:
         raise ServiceError("Give the rule a name.", field="name")
-    values: dict[str, Any] = {"name": name[:120], "match_kind": form.get("match_kind") or "keywords",
-                              "active": form.get("active") in ("on", "1", "y", "true"),
-                              "cooldown_minutes": _cooldown(form.get("cooldown_minutes", "60")),
-                              "position": _number(form.get("position", "0"), "position")}
-    values.update(_matching(values["match_kind"], form))
-    values.update(_reply(form))
+    values: dict[str, Any] = {"name": name[:120], "match_kind": rule.match_kind or "keywords", "active": rule.active,
+                              "cooldown_minutes": _cooldown(rule.cooldown_minutes),
+                              "position": _number(rule.position, "position")}
+    values.update(_matching(values["match_kind"], rule))
+    values.update(_reply(rule))
     return values
 
 
-def _matching(kind: str, form: Mapping[str, str]) -> dict[str, Any]:
+def _matching(kind: str, rule: RuleInput) -> dict[str, Any]:
     if kind == "regex":
-        pattern = (form.get("pattern") or "").strip()
+        pattern = rule.pattern.strip()
         try:
             re.compile(pattern)
         except re.error as error:
@@ -172,7 +191,7 @@ def _matching(kind: str, form: Mapping[str, str]) -> dict[str, Any]:
         return {"pattern": pattern, "keywords": []}
     if kind != "keywords":
         raise ServiceError("Choose keywords or a pattern.", field="match_kind")
-    words = [w.strip() for w in re.split(r"[,\n]", form.get("keywords") or "") if w.strip()]
+    words = [w.strip() for w in re.split(r"[,\n]", rule.keywords) if w.strip()]
     if not words:
         raise ServiceError("Give at least one keyword (separate them with commas).", field="keywords")
     stop_words = opt_out.Keywords.from_settings()
@@ -183,15 +202,15 @@ def _matching(kind: str, form: Mapping[str, str]) -> dict[str, Any]:
     return {"keywords": words[:50], "pattern": None}
 
 
-def _reply(form: Mapping[str, str]) -> dict[str, Any]:
-    if form.get("reply_kind") == "template":
-        template = inbox_replies.approved_template(_number(form.get("template_id") or "0", "template_id"))
-        variables = {v.key: _variable(form.get(f"var.{v.key}", "")) for v in rendering.template_variables(template)}
+def _reply(rule: RuleInput) -> dict[str, Any]:
+    if rule.reply_kind == "template":
+        template = inbox_replies.approved_template(rule.template_id)
+        variables = {v.key: _variable(rule.variables.get(v.key, "")) for v in rendering.template_variables(template)}
         if not all(rendering.is_mapped(mapping) for mapping in variables.values()):
             raise ServiceError("Fill in every template variable.", field="template_id")
         return {"reply_kind": "template", "template_id": template.id, "template_variables": variables,
                 "reply_text": None}
-    text = (form.get("reply_text") or "").strip()
+    text = rule.reply_text.strip()
     if not text or len(text) > inbox_replies.MAX_TEXT:
         raise ServiceError("Write the reply (at most 4096 characters).", field="reply_text")
     return {"reply_kind": "text", "reply_text": text, "template_id": None, "template_variables": {}}
@@ -205,7 +224,7 @@ def _variable(value: str) -> dict[str, str]:
 
 
 def variable_text(mapping: Mapping[str, Any] | None) -> str:
-    """A stored variable as the form shows it."""
+    """A stored variable as the rules page shows it: its fixed text, or its token."""
     if not mapping:
         return ""
     tokens = {source: token for token, source in TOKENS.items()}

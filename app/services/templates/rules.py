@@ -1,7 +1,8 @@
 """Meta's rules for a new message template, checked before we submit it, so a form mistake is never a rejection.
 
-A `TemplateDraft` is what the create form holds; `problems` names each broken rule by form field, and
-`components` builds the JSON Meta expects (with the example values it requires for every variable).
+A `TemplateDraft` is what the create form holds (the templates blueprint reads it from the form); `problems` names
+each broken rule by the draft's attribute ("examples.<key>" for one variable's example), and `components` builds
+the JSON Meta expects (with the example values it requires for every variable).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import zip_longest
 from typing import Any
 
 NAME = re.compile(r"^[a-z0-9_]+$")
@@ -30,6 +30,7 @@ BUTTON_TYPES = {"QUICK_REPLY": "Quick reply", "URL": "Visit website", "PHONE_NUM
 BUTTON_LIMITS = {"QUICK_REPLY": 3, "URL": 2, "PHONE_NUMBER": 1, "COPY_CODE": 1}
 MAX_BUTTONS, MAX_BUTTON_TEXT = 10, 25
 MAX_NAME, MAX_BODY, MAX_HEADER, MAX_FOOTER, MAX_URL = 512, 1024, 60, 60, 2000
+EXAMPLE_ERROR = "examples."  # a variable's missing or bad example is reported as "examples.<key>"
 
 
 @dataclass
@@ -51,18 +52,6 @@ class TemplateDraft:
     buttons: list[ButtonDraft] = field(default_factory=list)
     examples: dict[str, str] = field(default_factory=dict)  # "body.1" / "header.first_name" -> example
 
-    @classmethod
-    def from_form(cls, form) -> TemplateDraft:
-        columns = [form.getlist(name) for name in ("button_type", "button_text", "button_value", "button_example")]
-        buttons = [ButtonDraft(kind, text.strip(), value.strip(), example.strip())
-                   for kind, text, value, example in zip_longest(*columns, fillvalue="") if kind in BUTTON_TYPES]
-        examples = {key.removeprefix("example-"): value.strip() for key, value in form.items()
-                    if key.startswith("example-")}
-        return cls(name=form.get("name", "").strip(), language=form.get("language", "en_US"),
-                   category=form.get("category", "MARKETING"), header_text=form.get("header_text", "").strip(),
-                   body=form.get("body", "").strip().replace("\r\n", "\n"), footer=form.get("footer", "").strip(),
-                   buttons=buttons, examples=examples)
-
     def variable_keys(self) -> list[str]:
         """Keys of the variables needing examples, as template_parts names them: header first, then body."""
         return [f"header.{name}" for name in _names(self.header_text)] + [f"body.{name}" for name in _names(self.body)]
@@ -78,7 +67,7 @@ def _names(text: str) -> list[str]:
 
 
 def problems(draft: TemplateDraft) -> dict[str, str]:
-    """Every broken rule, keyed by form field; {} when Meta should accept the template's form."""
+    """Every broken rule, keyed by the draft's attribute; {} when Meta should accept the template."""
     found: dict[str, str] = {}
     checks = [("name", _name_problem(draft.name)), ("language", _choice(draft.language, LANGUAGES, "language")),
               ("category", _choice(draft.category, CATEGORIES, "category")),
@@ -91,9 +80,9 @@ def problems(draft: TemplateDraft) -> dict[str, str]:
     for key in draft.variable_keys():
         example = draft.examples.get(key, "")
         if not example:
-            found[f"example-{key}"] = f"Give an example for {{{{{key.split('.', 1)[1]}}}}}: Meta requires one."
+            found[f"{EXAMPLE_ERROR}{key}"] = f"Give an example for {{{{{key.split('.', 1)[1]}}}}}: Meta requires one."
         elif "\n" in example or len(example) > 200:
-            found[f"example-{key}"] = "Keep the example on one line and under 200 characters."
+            found[f"{EXAMPLE_ERROR}{key}"] = "Keep the example on one line and under 200 characters."
     return found
 
 

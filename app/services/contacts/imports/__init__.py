@@ -1,12 +1,12 @@
 """Importing contacts from Excel and CSV files.
 
 The flow: `create_import` checks and stores an upload and guesses its columns (status "mapping");
-`start_import` confirms the mapping (status "queued") and the caller enqueues `jobs.imports`;
-`run_import`, run by that job, streams the rows in batches into contacts; `cancel_import` stops it.
+`start_import` confirms the mapping staff chose (a `MappingChoice`; status "queued") and the caller enqueues
+`jobs.imports`; `run_import`, run by that job, streams the rows in batches into contacts; `cancel_import` stops it.
 """
 
 from app.models.contact_import import ImportStatus
-from app.services.contacts.imports.columns import ROLE_LABELS, ColumnMapping, Role
+from app.services.contacts.imports.columns import ROLE_LABELS, ColumnMapping, MappingChoice, Role
 from app.services.contacts.imports.queries import get_import, problem_report_lines, recent_imports
 from app.services.contacts.imports.runs import (
     BATCH_SIZE,
@@ -24,6 +24,7 @@ __all__ = [
     "ROLE_LABELS",
     "ColumnMapping",
     "ImportStatus",
+    "MappingChoice",
     "NotAllowed",
     "Role",
     "cancel_import",

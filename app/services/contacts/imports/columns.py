@@ -1,4 +1,5 @@
-"""Which column is the phone, which the name, which hold tags: guessed from headers and values, then confirmed."""
+"""Which column is the phone, which the name, which hold tags: guessed from headers and values, then confirmed
+(the mapping page's `MappingChoice` becomes a `ColumnMapping` through `mapping_for`)."""
 
 from __future__ import annotations
 
@@ -67,20 +68,30 @@ class ColumnMapping:
                    update_existing=bool(data.get("update_existing", True)), names=tuple(names))
 
 
-def mapping_from_form(form: Mapping[str, str], names: Sequence[str]) -> ColumnMapping:
-    """Read the mapping page's fields (role-0, role-1…, tags, region, existing); raise ServiceError if unusable."""
-    roles = tuple(form.get(f"role-{index}", Role.IGNORE) for index in range(len(names)))
+@dataclass(frozen=True)
+class MappingChoice:
+    """What staff chose on the mapping page. A problem is raised as ServiceError(field="roles" or "region")."""
+
+    roles: Mapping[int, str]  # column index → Role value; a column left out is not imported
+    tags: str = ""  # tags for every imported contact, separated by commas
+    region: str = ""  # country for numbers written without a country code
+    update_existing: bool = True  # False: leave contacts that already exist as they are
+
+
+def mapping_for(choice: MappingChoice, names: Sequence[str]) -> ColumnMapping:
+    """The confirmed mapping for a file with these column names; ServiceError if it cannot be used."""
+    roles = tuple(choice.roles.get(index, Role.IGNORE) for index in range(len(names)))
     if any(role not in Role.__members__.values() for role in roles):
         raise ServiceError("Choose what each column holds from the list.", field="roles")
     if roles.count(Role.PHONE) != 1:
         raise ServiceError("Choose exactly one column as the phone number.", field="roles")
     if roles.count(Role.NAME) > 1:
         raise ServiceError("Choose at most one column as the name.", field="roles")
-    region = (form.get("region") or "").upper()
+    region = choice.region.upper()
     if not phones.is_supported_region(region):
         raise ServiceError("Choose the country for numbers written without a country code.", field="region")
-    return ColumnMapping(roles=roles, tags=tuple(parse_tag_list(form.get("tags", ""))), region=region,
-                         update_existing=form.get("existing", "update") != "keep", names=tuple(names))
+    return ColumnMapping(roles=roles, tags=tuple(parse_tag_list(choice.tags)), region=region,
+                         update_existing=choice.update_existing, names=tuple(names))
 
 
 def header_words(header: str) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import update
@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models.contact_import import ContactImport, ImportStatus
 from app.services.admin import audit
 from app.services.contacts.imports import readers
-from app.services.contacts.imports.columns import ColumnMapping, mapping_from_form
+from app.services.contacts.imports.columns import ColumnMapping, MappingChoice, mapping_for
 from app.services.contacts.imports.queries import get_import
 from app.services.contacts.imports.records import Batch, RecordBuilder, is_blank
 from app.services.contacts.imports.uploads import max_rows, stored_path
@@ -45,12 +45,12 @@ def transition(import_id: int, status: ImportStatus, **values: Any) -> bool:
     return db.session.execute(statement).rowcount == 1
 
 
-def start_import(import_id: int, form: Mapping[str, str], actor) -> ContactImport:
+def start_import(import_id: int, choice: MappingChoice, actor) -> ContactImport:
     """Confirm the column mapping and queue the import; the caller enqueues the job."""
     contact_import = _manageable(import_id, actor)
     if contact_import.status != ImportStatus.MAPPING:
         raise ServiceError("This import has already been started.")
-    mapping = mapping_from_form(form, contact_import.columns)
+    mapping = mapping_for(choice, contact_import.columns)
     contact_import.mapping = mapping.to_json()
     if not transition(contact_import.id, ImportStatus.QUEUED):
         db.session.rollback()
