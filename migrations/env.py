@@ -32,9 +32,25 @@ def run_migrations_online() -> None:
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", skip_empty_autogenerate)
     with target_db.engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
-        with context.begin_transaction():
-            context.run_migrations()
+        # SQLite's batch migrations rebuild a table by copying it and dropping the old one; with foreign keys on,
+        # the drop first deletes (or nulls) every row that references it (ON DELETE CASCADE / SET NULL), so a
+        # rebuilt campaigns table would take its messages with it. Off for the migration, as Alembic advises
+        # (the pragma is ignored inside a transaction, hence before it).
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            _foreign_keys(connection, "OFF")
+        try:
+            context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                _foreign_keys(connection, "ON")
+
+
+def _foreign_keys(connection, state: str) -> None:
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={state}")
+    connection.commit()
 
 
 if context.is_offline_mode():
