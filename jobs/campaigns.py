@@ -14,8 +14,8 @@ from rq.job import Job
 from rq_scheduler import Scheduler
 
 from app.queues import DEFAULT, redis_connection
-from app.services.campaigns import batches as dispatch
-from app.services.campaigns import lanes as dispatch_lane
+from app.services.campaigns import batches as campaign_batches
+from app.services.campaigns import lanes as campaign_lanes
 from app.services.campaigns import lifecycle
 from app.services.campaigns import sweep as campaign_sweep
 from jobs.lanes import enqueue_lane
@@ -36,15 +36,15 @@ def send_batch(campaign_id: int, lane: int = 0) -> dict:
         # Going on in this job spares each batch a round of queueing, a worker's pickup and a fork; the budget
         # hands the worker back to other campaigns' lanes. Each batch re-checks the campaign, so pause and cancel
         # still take effect within one batch.
-        lane_report = dispatch_lane.send_lane(campaign_id, LANE_BUDGET_SECONDS)
+        lane_report = campaign_lanes.send_lane(campaign_id, LANE_BUDGET_SECONDS)
     except Exception as error:
         log.exception("send batch for campaign %s failed", campaign_id)
         _pause_after(campaign_id, error)
         raise
     report = lane_report.next
-    if report.next_step == dispatch.NOW:
+    if report.next_step == campaign_batches.NOW:
         enqueue_send_batch(campaign_id, lane=lane)
-    elif report.next_step == dispatch.LATER:
+    elif report.next_step == campaign_batches.LATER:
         enqueue_send_batch(campaign_id, delay=report.delay, lane=lane)
     return {"campaign_id": campaign_id, "batches": lane_report.batches, "claimed": lane_report.claimed,
             "sent": lane_report.sent, "next_step": report.next_step, "delay": report.delay}
@@ -52,8 +52,8 @@ def send_batch(campaign_id: int, lane: int = 0) -> dict:
 
 def _pause_after(campaign_id: int, error: Exception) -> None:
     try:
-        dispatch.pause_running(campaign_id, f"Sending stopped after an unexpected error ({type(error).__name__}). "
-                                            "Resume the campaign to try again.")
+        campaign_batches.pause_running(campaign_id, f"Sending stopped after an unexpected error "
+                                                    f"({type(error).__name__}). Resume the campaign to try again.")
     except Exception:
         log.exception("could not pause campaign %s", campaign_id)
 
@@ -61,7 +61,7 @@ def _pause_after(campaign_id: int, error: Exception) -> None:
 def enqueue_send_batch(campaign_id: int, delay: float | None = None, lane: int | None = None) -> list[Job]:
     """Queue the next batch of every lane (or of one), now or after `delay` seconds; lanes already queued or
     running are left alone. Returns the jobs queued."""
-    lanes = range(dispatch.parallel_batches()) if lane is None else (lane,)
+    lanes = range(campaign_batches.parallel_batches()) if lane is None else (lane,)
     jobs = [_enqueue_lane(campaign_id, number, delay) for number in lanes]
     return [job for job in jobs if job is not None]
 

@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 from werkzeug.routing import BuildError
 
 from app.services.campaigns import lifecycle
-from app.services.campaigns import page as dispatch_progress
+from app.services.campaigns import page as campaign_page
 from app.services.campaigns import test_send as campaign_test_send
 from app.services.errors import ServiceError
 from jobs.campaigns import enqueue_send_batch, schedule_start, unschedule_start
@@ -26,8 +26,8 @@ QUEUE_DOWN = "The job queue (Redis) could not be reached; sending starts within 
 def detail(campaign_id: int):
     # HTMX polls for the live fragment alone; a normal visit gets the whole page.
     if request.headers.get("HX-Request"):
-        return render_template("campaign_runs/_progress_partial.html", view=dispatch_progress.live_view(campaign_id))
-    view = dispatch_progress.page_view(campaign_id)
+        return render_template("campaign_runs/_progress_partial.html", view=campaign_page.live_view(campaign_id))
+    view = campaign_page.page_view(campaign_id)
     return render_template("campaign_runs/detail.html", view=view, links=_composer_links(campaign_id))
 
 
@@ -53,7 +53,7 @@ def control(campaign_id: int, action: str):
     if error is None:
         _queue(lambda: enqueue_send_batch(campaign_id) if action == "resume" else unschedule_start(campaign_id))
     if request.headers.get("HX-Request"):
-        return render_template("campaign_runs/_progress_partial.html", view=dispatch_progress.live_view(campaign_id),
+        return render_template("campaign_runs/_progress_partial.html", view=campaign_page.live_view(campaign_id),
                                error=error, notice=None if error else DONE[action])
     flash(error or DONE[action], "error" if error else "success")
     return redirect(url_for(".detail", campaign_id=campaign_id))

@@ -10,9 +10,9 @@ from sqlalchemy import update
 
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Contact, Message, MessageStatus, User
-from app.services.campaigns import batches as dispatch
+from app.services.campaigns import batches as campaign_batches
 from app.services.campaigns import engine, lifecycle, prepare
-from app.services.campaigns import page as dispatch_progress
+from app.services.campaigns import page as campaign_page
 from app.services.sending import results
 from app.whatsapp.client import SendResult
 from app.whatsapp.errors import ERROR_TABLE, classify
@@ -141,8 +141,8 @@ def test_permanent_error_fails_the_message_with_code_title_and_explanation(app, 
     assert campaign_row(app, campaign_id).status == C.COMPLETED
     assert assert_counters_match(app, campaign_id)["failed"] == 1
     with app.app_context():
-        assert dispatch_progress.failures(campaign_id) == [
-            dispatch_progress.Failure(131026, info.title, info.explanation, 1)]
+        assert campaign_page.failures(campaign_id) == [
+            campaign_page.Failure(131026, info.title, info.explanation, 1)]
 
 
 def test_marketing_turned_off_by_the_customer_opts_them_out_for_good(app, sim):
@@ -320,10 +320,10 @@ def test_quiet_hours_of_recipients_without_a_timezone_follow_the_campaign_s(app,
                         quiet_hours_end=end)
     hours, minutes = map(int, now_local.split(":"))
     now = datetime(2026, 11, 2, hours, minutes, tzinfo=UTC) - timedelta(hours=5, minutes=30)
-    quiet = dispatch.quiet_now(campaign, now)
+    quiet = campaign_batches.quiet_now(campaign, now)
     assert (quiet is not None and quiet.default_quiet) == waits
     if waits:
-        until = dispatch.window_end(dispatch.quiet_window(campaign), campaign.timezone, now)
+        until = campaign_batches.window_end(campaign_batches.quiet_window(campaign), campaign.timezone, now)
         assert until > now and until.astimezone(UTC) - now < timedelta(hours=24)
 
 

@@ -3,7 +3,7 @@ cleanly and the campaign still runs."""
 
 from app.extensions import db
 from app.models import CampaignStatus, Message, MessageStatus
-from app.services.campaigns import batches as dispatch
+from app.services.campaigns import batches as campaign_batches
 from app.services.campaigns import lanes, lifecycle
 from tests.factories import campaigns as support
 from tests.factories.campaigns import (
@@ -32,7 +32,7 @@ def test_the_next_batch_is_claimed_while_one_is_sending(app, sim, monkeypatch):
     launch(app, campaign_id, run=False)
     sim.configure(latency_ms=40)
     claimed_while_sending = []
-    real_ready = dispatch.ready_batch
+    real_ready = campaign_batches.ready_batch
 
     def watch(campaign_id):
         with app.app_context():
@@ -41,7 +41,7 @@ def test_the_next_batch_is_claimed_while_one_is_sending(app, sim, monkeypatch):
         claimed_while_sending.append(sending)
         return real_ready(campaign_id)
 
-    monkeypatch.setattr(dispatch, "ready_batch", watch)
+    monkeypatch.setattr(campaign_batches, "ready_batch", watch)
     with app.app_context():
         report = lanes.send_lane(campaign_id, budget_seconds=60)
     assert (report.batches, report.claimed, report.sent) == (3, 30, 30)
@@ -80,13 +80,13 @@ def test_a_pause_from_the_page_while_a_batch_sends_keeps_the_next_batch_pending(
             with app.app_context():
                 lifecycle.pause(campaign_id)
 
-    real_still_running = dispatch.still_running
+    real_still_running = campaign_batches.still_running
 
     def still_running(campaign_id):
         pause_once()
         return real_still_running(campaign_id)
 
-    monkeypatch.setattr(dispatch, "still_running", still_running)
+    monkeypatch.setattr(campaign_batches, "still_running", still_running)
     with app.app_context():
         report = lanes.send_lane(campaign_id, budget_seconds=60)
     assert (report.batches, report.sent) == (1, 10)
@@ -102,5 +102,5 @@ def test_with_its_budget_spent_a_lane_claims_no_next_batch(app, sim):
     launch(app, campaign_id, run=False)
     with app.app_context():
         report = lanes.send_lane(campaign_id, budget_seconds=0)
-    assert (report.batches, report.claimed, report.next.next_step) == (1, 10, dispatch.NOW)
+    assert (report.batches, report.claimed, report.next.next_step) == (1, 10, campaign_batches.NOW)
     assert statuses(app, campaign_id) == {S.SENT: 10, S.PENDING: 20}

@@ -12,7 +12,7 @@ import jobs.campaigns
 from app.extensions import db
 from app.models import AuditEntry, Campaign, CampaignStatus, Message, MessageStatus
 from app.queues import DEFAULT
-from app.services.campaigns import batches as dispatch
+from app.services.campaigns import batches as campaign_batches
 from app.services.campaigns import lifecycle
 from app.services.errors import ServiceError
 from jobs.campaigns import enqueue_send_batch, launch_scheduled, schedule_start, send_batch, unschedule_start
@@ -193,7 +193,7 @@ def test_pause_and_resume_take_effect_within_one_batch(app, sim):
     campaign_id = make_campaign(app)
     launch(app, campaign_id, run=False)
     with app.app_context():
-        dispatch.send_batch(campaign_id)  # one batch goes out …
+        campaign_batches.send_batch(campaign_id)  # one batch goes out …
         lifecycle.pause(campaign_id, user_id=None)
     run_jobs(app)  # … and the next batches find the campaign paused
     assert sim.ledger()["accepted"] == 10 and statuses(app, campaign_id) == {S.SENT: 10, S.PENDING: 20}

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, Contact, Message, MessageStatus
 from app.queues import DEFAULT
-from app.services.campaigns import batches as dispatch
+from app.services.campaigns import batches as campaign_batches
 from app.services.campaigns import sweep as campaign_sweep
 from app.services.contacts import edits, phones
 from app.services.sending import claims as dispatch_claim
@@ -180,7 +180,7 @@ def test_the_migration_gives_existing_contacts_their_timezone(app):
 def test_quiet_window_edges_overnight_and_within_a_day(window, local, ends):
     zone = ZoneInfo("Asia/Dubai")
     now = datetime.combine(datetime(2026, 11, 2).date(), time.fromisoformat(local), tzinfo=zone)
-    end = dispatch.window_end(window, "Asia/Dubai", now.astimezone(UTC))
+    end = campaign_batches.window_end(window, "Asia/Dubai", now.astimezone(UTC))
     if ends is None:
         assert end is None
     else:
@@ -191,36 +191,37 @@ def test_quiet_window_edges_overnight_and_within_a_day(window, local, ends):
 @pytest.mark.parametrize(("start", "end"), [(None, None), ("21:00", None), ("10:00", "10:00")])
 def test_no_window_means_no_quiet_hours(start, end):
     campaign = Campaign(name="q", timezone="Asia/Kolkata", quiet_hours_start=start, quiet_hours_end=end)
-    assert dispatch.quiet_window(campaign) is None
-    assert dispatch.quiet_now(campaign, MORNING) is None and dispatch.sendable(None) == []
+    assert campaign_batches.quiet_window(campaign) is None
+    assert campaign_batches.quiet_now(campaign, MORNING) is None and campaign_batches.sendable(None) == []
 
 
 def test_the_window_follows_daylight_saving_time_in_a_us_number_s_zone():
     zone = phones.time_zone(NEW_YORK)
     # New York falls back on 1 Nov 2026: 23:00 EDT the night before is 03:00 UTC, 09:00 EST the next day 14:00 UTC.
-    assert dispatch.window_end(OVERNIGHT, zone, datetime(2026, 11, 1, 3, 0, tzinfo=UTC)) == datetime(
+    assert campaign_batches.window_end(OVERNIGHT, zone, datetime(2026, 11, 1, 3, 0, tzinfo=UTC)) == datetime(
         2026, 11, 1, 14, 0, tzinfo=UTC)
     # And springs forward on 8 Mar 2026: 23:00 EST is 04:00 UTC, 09:00 EDT the next day 13:00 UTC.
-    assert dispatch.window_end(OVERNIGHT, zone, datetime(2026, 3, 8, 4, 0, tzinfo=UTC)) == datetime(
+    assert campaign_batches.window_end(OVERNIGHT, zone, datetime(2026, 3, 8, 4, 0, tzinfo=UTC)) == datetime(
         2026, 3, 8, 13, 0, tzinfo=UTC)
     # In summer 21:00 comes an hour earlier in UTC than in winter.
-    assert dispatch.window_end(OVERNIGHT, zone, datetime(2026, 7, 1, 1, 0, tzinfo=UTC)) is not None
-    assert dispatch.window_end(OVERNIGHT, zone, datetime(2026, 1, 15, 1, 30, tzinfo=UTC)) is None
+    assert campaign_batches.window_end(OVERNIGHT, zone, datetime(2026, 7, 1, 1, 0, tzinfo=UTC)) is not None
+    assert campaign_batches.window_end(OVERNIGHT, zone, datetime(2026, 1, 15, 1, 30, tzinfo=UTC)) is None
 
 
 def test_quiet_now_names_the_zones_inside_the_window_and_the_campaign_zone_for_the_rest():
     campaign = Campaign(name="q", timezone="Asia/Dubai", quiet_hours_start="21:00", quiet_hours_end="09:00")
-    quiet = dispatch.quiet_now(campaign, MORNING)
+    quiet = campaign_batches.quiet_now(campaign, MORNING)
     assert {"Asia/Dubai", "America/New_York"} <= quiet.zones and "Asia/Kolkata" not in quiet.zones
     assert quiet.default_quiet  # numbers with no timezone follow the campaign's: Dubai, 08:00
     campaign.timezone = "Asia/Kolkata"
-    assert not dispatch.quiet_now(campaign, MORNING).default_quiet
+    assert not campaign_batches.quiet_now(campaign, MORNING).default_quiet
 
 
 def test_a_stored_timezone_phonenumbers_no_longer_returns_is_still_kept_quiet():
     assert "Asia/Calcutta" not in phones.known_time_zones()  # stored before legacy names were renamed
     campaign = Campaign(name="q", timezone="Asia/Dubai", quiet_hours_start="21:00", quiet_hours_end="09:00")
-    assert "Asia/Calcutta" in dispatch.quiet_now(campaign, datetime(2026, 11, 2, 20, 0, tzinfo=UTC)).zones  # 01:30
+    at = datetime(2026, 11, 2, 20, 0, tzinfo=UTC)  # 01:30 in Kolkata
+    assert "Asia/Calcutta" in campaign_batches.quiet_now(campaign, at).zones
 
 
 def test_every_timezone_a_number_can_get_is_a_current_name():
@@ -295,21 +296,21 @@ def test_a_batch_with_only_held_recipients_waits_for_the_first_window_to_open(ap
     campaign_id = quiet_campaign(app)
     launch(app, campaign_id, run=False)
     with app.app_context():
-        report = dispatch.send_batch(campaign_id)
-        assert (report.claimed, report.next_step, report.delay) == (0, dispatch.LATER, 3600)
-        hold = dispatch.quiet_hold(db.session.get(Campaign, campaign_id), MORNING)
+        report = campaign_batches.send_batch(campaign_id)
+        assert (report.claimed, report.next_step, report.delay) == (0, campaign_batches.LATER, 3600)
+        hold = campaign_batches.quiet_hold(db.session.get(Campaign, campaign_id), MORNING)
         assert (hold.held, hold.zone, hold.opens_local.strftime("%H:%M")) == (2, "Asia/Dubai", "09:00")
 
     clock.now = MORNING + timedelta(hours=1)  # Dubai opens; New York sleeps until 09:00 EST = 14:00 UTC
     with app.app_context():
-        report = dispatch.send_batch(campaign_id)
-    assert (report.claimed, report.sent, report.next_step, report.delay) == (1, 1, dispatch.LATER, 9 * 3600)
+        report = campaign_batches.send_batch(campaign_id)
+    assert (report.claimed, report.sent, report.next_step, report.delay) == (1, 1, campaign_batches.LATER, 9 * 3600)
     assert messages(app, campaign_id)[NEW_YORK].status == S.PENDING
 
     clock.now = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
     with app.app_context():
-        report = dispatch.send_batch(campaign_id)
-    assert (report.claimed, report.next_step) == (1, dispatch.IDLE)
+        report = campaign_batches.send_batch(campaign_id)
+    assert (report.claimed, report.next_step) == (1, campaign_batches.IDLE)
     assert dispatch_support.campaign_row(app, campaign_id).status == C.COMPLETED
 
 
@@ -321,18 +322,18 @@ def test_batches_queued_while_everyone_is_held_wait_without_looking_again_for_a_
     with app.app_context():
         # A worker claims India's message, then dies mid-send.
         assert claim_of(campaign_id, 1, MORNING, Message.id == india_message) == [india_message]
-        report = dispatch.send_batch(campaign_id)
-        assert (report.claimed, report.next_step, report.delay) == (0, dispatch.LATER, 3600)
+        report = campaign_batches.send_batch(campaign_id)
+        assert (report.claimed, report.next_step, report.delay) == (0, campaign_batches.LATER, 3600)
         dispatch_claim.release([india_message])  # the sweeper gives it back to pending
 
-        report = dispatch.send_batch(campaign_id)  # e.g. queued by the sweeper a minute later
-        assert (report.claimed, report.next_step, report.delay) == (0, dispatch.LATER, 3600)
-        key = dispatch.HELD_UNTIL_KEY.format(campaign_id)
-        assert 0 < app.extensions["redis"].ttl(key) <= dispatch.HELD_RECHECK_SECONDS
+        report = campaign_batches.send_batch(campaign_id)  # e.g. queued by the sweeper a minute later
+        assert (report.claimed, report.next_step, report.delay) == (0, campaign_batches.LATER, 3600)
+        key = campaign_batches.HELD_UNTIL_KEY.format(campaign_id)
+        assert 0 < app.extensions["redis"].ttl(key) <= campaign_batches.HELD_RECHECK_SECONDS
 
         app.extensions["redis"].delete(key)  # the recheck interval has passed
-        report = dispatch.send_batch(campaign_id)
-    assert (report.claimed, report.sent, report.next_step, report.delay) == (1, 1, dispatch.LATER, 3600)
+        report = campaign_batches.send_batch(campaign_id)
+    assert (report.claimed, report.sent, report.next_step, report.delay) == (1, 1, campaign_batches.LATER, 3600)
     assert messages(app, campaign_id)[INDIA].status == S.SENT
 
 
@@ -346,8 +347,8 @@ def test_a_retry_due_before_any_window_opens_sets_the_next_batch(app, sim, clock
                                                             Message.recipient_zone == "Asia/Kolkata")
                            .values(next_attempt_at=retry_at))
         db.session.commit()
-        report = dispatch.send_batch(campaign_id)
-    assert (report.claimed, report.next_step, report.delay) == (0, dispatch.LATER, 600)
+        report = campaign_batches.send_batch(campaign_id)
+    assert (report.claimed, report.next_step, report.delay) == (0, campaign_batches.LATER, 600)
 
 
 def test_a_campaign_without_quiet_hours_sends_to_everyone_at_any_hour(app, sim, clock):
