@@ -1,7 +1,9 @@
 """Signing in and out."""
 
+import pytest
+
 from app.models import Role
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, csrf_token_from
 
 
 def test_login_page_renders(client):
@@ -61,6 +63,15 @@ def test_login_redirects_to_next_page_but_not_offsite(client, auth, make_user):
     response = client.post("/login?next=//evil.example/x",
                            data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": token})
     assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", ["/contacts%0D%0ASet-Cookie:%20x=1", "/contacts%0A"])
+def test_login_ignores_a_next_page_with_a_line_break(client, make_user, target):
+    user = make_user()
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    response = client.post(f"/login?next={target}",
+                           data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
 def test_remember_me_sets_a_persistent_cookie(client, auth, make_user):

@@ -37,8 +37,10 @@ def login():
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an open redirect after login is a phishing aid.
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    # Only same-site paths: an open redirect after login is a phishing aid. Control characters (a CR/LF makes the
+    # Location header invalid) and backslashes (which browsers read as "/") have no place in a path of ours.
+    if (target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc
+            and target.isprintable() and "\\" not in target):
         return target
     return url_for("dashboard.index")
 

@@ -37,6 +37,7 @@ def test_admin_creates_a_user_and_sees_the_password_once(app, admin_client):
                                                        "role": "staff"})
     html = response.get_data(as_text=True)
     password = re.search(r'id="new-password">([^<]+)<', html).group(1)
+    assert response.headers["Cache-Control"] == "no-store"  # never kept by the browser or a proxy
     with app.app_context():
         assert users.authenticate("new@shop.in", password).role == Role.STAFF
     assert ("user.create", "admin1@example.com", "Created staff new@shop.in") in _audit(app)
@@ -82,8 +83,9 @@ def test_deactivated_user_is_signed_out_and_cannot_sign_in(app, admin_client, ma
 
 def test_reset_password_shows_a_new_one(app, admin_client, make_user):
     staff = make_user()
-    html = admin_client.post(f"/admin/users/{staff.id}/reset-password",
-                             data={"csrf_token": _token(admin_client)}).get_data(as_text=True)
+    response = admin_client.post(f"/admin/users/{staff.id}/reset-password", data={"csrf_token": _token(admin_client)})
+    assert response.headers["Cache-Control"] == "no-store"
+    html = response.get_data(as_text=True)
     password = re.search(r'id="new-password">([^<]+)<', html).group(1)
     with app.app_context():
         users.authenticate(staff.email, password)
