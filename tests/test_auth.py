@@ -1,8 +1,10 @@
 """Signing in and out."""
 
 import pytest
+from sqlalchemy import func, select
 
-from app.models import Role
+from app.extensions import db
+from app.models import AuditEntry, Role
 from tests.conftest import TEST_PASSWORD, csrf_token_from
 
 
@@ -39,6 +41,15 @@ def test_wrong_password_shows_message(auth, make_user):
 def test_unknown_email_gets_the_same_message(auth):
     response = auth.login("nobody@example.com", TEST_PASSWORD)
     assert "Wrong email or password." in response.get_data(as_text=True)
+
+
+def test_an_overlong_email_is_refused_before_anything_is_recorded(app, client):
+    email = "a" * 200_000 + "@example.com"
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": email, "password": "whatever-it-is", "csrf_token": token})
+    assert response.status_code == 200 and "too long for an email address" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 0
 
 
 def test_inactive_user_cannot_log_in(client, auth, make_user):

@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import DataRequired
+from wtforms.validators import DataRequired, Length
 
 from app.services.accounts import sign_in
 from app.services.errors import ServiceError
@@ -15,9 +15,14 @@ bp = Blueprint("auth", __name__)
 bp.login_exempt = True
 
 
+MISSING = "Enter your email and password."
+
+
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired()])
-    password = PasswordField("Password", validators=[DataRequired()])
+    # 254 characters: the longest address an email can be sent to (RFC 5321).
+    email = EmailField("Email", validators=[DataRequired(MISSING),
+                                            Length(max=254, message="That is too long for an email address.")])
+    password = PasswordField("Password", validators=[DataRequired(MISSING)])
     remember = BooleanField("Keep me signed in on this device")
 
 

@@ -7,7 +7,7 @@ import pytest
 from app.extensions import db
 from app.models import AuditEntry, Role, Setting
 from app.services.accounts import users
-from app.services.admin import settings
+from app.services.admin import audit, settings
 from tests.conftest import csrf_token_from
 
 ADMIN_POSTS = ["/admin/users", "/admin/users/1/role", "/admin/users/1/deactivate", "/admin/users/1/reset-password",
@@ -142,6 +142,16 @@ def test_settings_save_apply_and_are_audited(app, admin_client):
     add = admin_client.post("/contacts/new", data={"csrf_token": token, "phone": "050 123 4567"},
                             follow_redirects=True)
     assert "+971501234567" in add.get_data(as_text=True)
+
+
+def test_audit_entries_are_cut_to_their_columns_whatever_the_caller_passes(app):
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "1" * 1000}):
+        audit.record("auth.login_failed", "s" * 10_000, target="t" * 10_000, actor="a" * 10_000)
+        db.session.commit()
+    with app.app_context():
+        entry = db.session.scalar(db.select(AuditEntry))
+        lengths = (len(entry.summary), len(entry.target), len(entry.actor), len(entry.ip_address))
+    assert lengths == (500, 255, 255, 64)
 
 
 def test_audit_log_records_sign_in_and_staff_opt_out(app, client, auth, make_user, make_contact):
