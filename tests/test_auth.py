@@ -1,5 +1,8 @@
 """Signing in and out."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import func, select
 
@@ -114,6 +117,34 @@ def test_login_is_rate_limited_per_ip(app, auth, make_user):
         auth.login(f"guess{number}@example.com", "wrong-password")
     response = auth.login(victim.email)
     assert "Too many failed sign-in attempts" in response.get_data(as_text=True)
+
+
+def test_parallel_guesses_never_get_past_the_limit(app, make_user):
+    """The limit holds when guesses arrive together: each is counted before its password is checked."""
+    user = make_user()
+    guesses = 40
+    clients = [app.test_client() for _ in range(guesses)]
+    tokens = [csrf_token_from(each.get("/login").get_data(as_text=True)) for each in clients]
+    start = threading.Barrier(guesses)
+
+    def guess(number: int) -> str:
+        start.wait()
+        return clients[number].post("/login", data={"email": user.email, "password": f"wrong-{number}",
+                                                    "csrf_token": tokens[number]}).get_data(as_text=True)
+
+    with ThreadPoolExecutor(guesses) as pool:
+        pages = list(pool.map(guess, range(guesses)))
+    checked = sum("Wrong email or password." in page for page in pages)
+    assert checked == app.config["LOGIN_MAX_ATTEMPTS_PER_ACCOUNT"]
+    assert sum("Too many failed sign-in attempts" in page for page in pages) == guesses - checked
+
+
+def test_successful_sign_ins_do_not_use_up_the_ip_limit(app, auth, make_user):
+    app.config["LOGIN_MAX_ATTEMPTS_PER_IP"] = 3
+    user = make_user()
+    for _ in range(5):  # an office behind one address signs in all morning
+        assert auth.login(user.email).status_code == 302
+        auth.logout()
 
 
 def test_successful_login_resets_the_account_counter(app, auth, make_user):

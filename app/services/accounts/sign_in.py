@@ -11,16 +11,15 @@ from app.services.admin import audit
 def sign_in(email: str, password: str, ip: str) -> User:
     """The user for valid credentials; raises LoginThrottled or InvalidCredentials with a message to show."""
     email = users.normalise_email(email)
-    login_throttle.check(ip, email)
+    login_throttle.count_attempt(ip, email)
     try:
         user = users.authenticate(email, password)
     except users.InvalidCredentials as error:
-        login_throttle.record_failure(ip, email)
         audit.record("auth.login_failed", f"Failed sign-in for {email}: {error.message}", target=email,
                      actor=email)
         db.session.commit()
         raise
-    login_throttle.clear_account(email)
+    login_throttle.forgive(ip, email)
     audit.record("auth.login", f"{user.email} signed in", target=user.email, actor=user.email, user_id=user.id)
     db.session.commit()
     return user
