@@ -118,6 +118,9 @@ class Config:
         self.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT = env.number("LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)
         self.LOGIN_MAX_ATTEMPTS_PER_IP = env.number("LOGIN_MAX_ATTEMPTS_PER_IP", 20)
         self.LOGIN_LOCKOUT_SECONDS = env.number("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+        # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are believed; 0: none, the headers are
+        # ignored (a visitor could otherwise make up an address and dodge the per-IP sign-in lockout).
+        self.TRUSTED_PROXY_HOPS = env.number("TRUSTED_PROXY_HOPS", 0)
         self.DEFAULT_REGION = env.text("DEFAULT_REGION", "IN")
         self.TIMEZONE = env.text("TIMEZONE", "Asia/Kolkata")
         for name, (default, kind) in SENDING_DEFAULTS.items():
@@ -140,6 +143,8 @@ class Config:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be more than 0 (it is {value}).")
+        if self.TRUSTED_PROXY_HOPS < 0:
+            raise ValueError(f"TRUSTED_PROXY_HOPS must be 0 or more (it is {self.TRUSTED_PROXY_HOPS}).")
 
 
 class TestConfig(Config):
