@@ -29,6 +29,23 @@ def test_login_then_dashboard_then_logout(client, auth, make_user):
     assert client.get("/").headers["Location"].startswith("/login")
 
 
+def test_a_form_token_from_before_sign_in_stops_working_after_it(client, make_user):
+    user = make_user()
+    before = csrf_token_from(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": before})
+    assert client.post("/logout", data={"csrf_token": before}).status_code == 400
+    assert client.get("/").status_code == 200  # still signed in
+
+
+def test_a_form_token_from_before_sign_out_stops_working_after_it(client, auth, make_user):
+    user = make_user()
+    auth.login(user.email)
+    signed_in = csrf_token_from(client.get("/").get_data(as_text=True))
+    auth.logout()
+    response = client.post("/login", data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": signed_in})
+    assert response.status_code == 400
+
+
 def test_email_is_case_insensitive(client, auth, make_user):
     user = make_user()
     assert auth.login(user.email.upper()).status_code == 302
@@ -67,13 +84,12 @@ def test_login_redirects_to_next_page_but_not_offsite(client, auth, make_user):
     user = make_user(Role.ADMIN)
     token_page = client.get("/login?next=/admin/users")
     assert token_page.status_code == 200
-    from tests.conftest import csrf_token_from
-
     token = csrf_token_from(token_page.get_data(as_text=True))
     response = client.post("/login?next=/admin/users",
                            data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": token})
     assert response.headers["Location"] == "/admin/users"
     auth.logout()
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
     response = client.post("/login?next=//evil.example/x",
                            data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": token})
     assert response.headers["Location"] == "/"
