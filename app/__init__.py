@@ -75,11 +75,10 @@ def _migrations_dir() -> str:
     return str(ROOT / "migrations")
 
 
-def _load_user(user_id: str):
-    from app.extensions import db
-    from app.models import User
+def _load_user(login_id: str):
+    from app.services.accounts import sign_in
 
-    return db.session.get(User, int(user_id))
+    return sign_in.signed_in_user(login_id)
 
 
 def _configure_sqlite(app: Flask) -> None:

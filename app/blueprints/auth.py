@@ -53,7 +53,7 @@ def _safe_next(target: str | None) -> str:
 @bp.post("/logout")
 def logout():
     if current_user.is_authenticated:
-        sign_in.sign_out(current_user)
+        sign_in.sign_out(current_user._get_current_object())
     logout_user()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))

@@ -58,12 +58,13 @@ def create_user(email: str, password: str, role: str = Role.STAFF) -> User:
 
 
 def set_password(email: str, password: str) -> User:
-    """Replace a user's password."""
+    """Replace a user's password and end their sessions."""
     user = find_by_email(email)
     if user is None:
         raise NotFound(f"No user with email {normalise_email(email)}.")
     validate_password(password)
     user.set_password(password)
+    user.end_sessions()
     db.session.commit()
     return user
 
@@ -148,6 +149,8 @@ def set_active(user_id: int, active: bool) -> User:
     user = _get(user_id)
     _guard_last_admin(user, becomes_admin=user.is_admin, stays_active=active)
     user.active = active
+    if not active:
+        user.end_sessions()
     audit.record("user.activate" if active else "user.deactivate",
                  f"{'Reactivated' if active else 'Deactivated'} {user.email}", target=user.email)
     db.session.commit()
@@ -155,16 +158,18 @@ def set_active(user_id: int, active: bool) -> User:
 
 
 def reset_password(user_id: int) -> tuple[User, str]:
-    """Give a user a new generated password (shown once to the admin)."""
+    """Give a user a new generated password (shown once to the admin) and end their sessions."""
     user = _get(user_id)
     password = generate_password()
     user.set_password(password)
+    user.end_sessions()
     audit.record("user.reset_password", f"Reset the password of {user.email}", target=user.email)
     db.session.commit()
     return user, password
 
 
-def change_own_password(user_id: int, current: str, new: str, repeat: str) -> None:
+def change_own_password(user_id: int, current: str, new: str, repeat: str) -> User:
+    """Change the signed-in user's password; their other sessions end."""
     user = _get(user_id)
     if not user.check_password(current):
         raise ServiceError("Your current password is not right.", field="current")
@@ -172,5 +177,7 @@ def change_own_password(user_id: int, current: str, new: str, repeat: str) -> No
         raise ServiceError("The new passwords do not match.", field="repeat")
     validate_password(new)
     user.set_password(new)
+    user.end_sessions()  # the caller signs this session in again under the new version
     audit.record("user.change_password", f"{user.email} changed their password", target=user.email)
     db.session.commit()
+    return user
