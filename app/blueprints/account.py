@@ -14,7 +14,8 @@ def password():
     if request.method == "POST":
         try:
             user = users.change_own_password(current_user.id, request.form.get("current", ""),
-                                             request.form.get("new", ""), request.form.get("repeat", ""))
+                                             request.form.get("new", ""), request.form.get("repeat", ""),
+                                             request.remote_addr or "unknown")
         except ServiceError as error:
             return render_template("account/password.html", error=error), 422
         # The change ended every session of this user; this one goes on, with a renewed remember cookie if it had one.

@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 class LoginThrottled(ServiceError):
     def __init__(self, retry_after: int) -> None:
         minutes = max(1, -(-retry_after // 60))
-        unit = "minute" if minutes == 1 else "minutes"
-        super().__init__(f"Too many failed sign-in attempts. Try again in {minutes} {unit}.")
+        self.wait = f"{minutes} minute" if minutes == 1 else f"{minutes} minutes"
+        super().__init__(f"Too many failed sign-in attempts. Try again in {self.wait}.")
         self.retry_after = retry_after
 
 
