@@ -14,6 +14,7 @@ def create_app(config: object | None = None) -> Flask:
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.config.from_object(config or Config())
     configure_logging(app)
+    trust_reverse_proxy(app)
     register_extensions(app)
     register_blueprints(app)
     register_hooks(app)
@@ -24,6 +25,15 @@ def configure_logging(app: Flask) -> None:
     if not app.testing:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def trust_reverse_proxy(app: Flask) -> None:
+    """Behind TRUSTED_PROXY_HOPS proxies, the visitor's address and scheme are the ones they forward."""
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def register_extensions(app: Flask) -> None:
@@ -65,11 +75,10 @@ def _migrations_dir() -> str:
     return str(ROOT / "migrations")
 
 
-def _load_user(user_id: str):
-    from app.extensions import db
-    from app.models import User
+def _load_user(login_id: str):
+    from app.services.accounts import sign_in
 
-    return db.session.get(User, int(user_id))
+    return sign_in.signed_in_user(login_id)
 
 
 def _configure_sqlite(app: Flask) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,9 @@ class Config:
         self.LOGIN_MAX_ATTEMPTS_PER_ACCOUNT = env.number("LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", 5)
         self.LOGIN_MAX_ATTEMPTS_PER_IP = env.number("LOGIN_MAX_ATTEMPTS_PER_IP", 20)
         self.LOGIN_LOCKOUT_SECONDS = env.number("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+        # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are believed; 0: none, the headers are
+        # ignored (a visitor could otherwise make up an address and dodge the per-IP sign-in lockout).
+        self.TRUSTED_PROXY_HOPS = env.number("TRUSTED_PROXY_HOPS", 0)
         self.DEFAULT_REGION = env.text("DEFAULT_REGION", "IN")
         self.TIMEZONE = env.text("TIMEZONE", "Asia/Kolkata")
         for name, (default, kind) in SENDING_DEFAULTS.items():
@@ -130,6 +134,8 @@ class Config:
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = env.flag("SESSION_COOKIE_SECURE", not self.DEBUG)
+        self.REMEMBER_COOKIE_NAME = "remember_token"
+        self.REMEMBER_COOKIE_DURATION = timedelta(days=30)  # Flask-Login's own default is a year
         self.REMEMBER_COOKIE_HTTPONLY = True
         self.REMEMBER_COOKIE_SAMESITE = "Lax"
         self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
@@ -140,6 +146,8 @@ class Config:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be more than 0 (it is {value}).")
+        if self.TRUSTED_PROXY_HOPS < 0:
+            raise ValueError(f"TRUSTED_PROXY_HOPS must be 0 or more (it is {self.TRUSTED_PROXY_HOPS}).")
 
 
 class TestConfig(Config):

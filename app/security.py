@@ -1,7 +1,8 @@
-"""Request guards (sign-in for every route, admin role for admin-only blueprints) and response headers."""
+"""Request guards (sign-in for every route, admin role for admin-only blueprints), form tokens that change at sign-in
+and sign-out, and response headers."""
 
-from flask import Flask, abort, current_app, redirect, request, url_for
-from flask_login import current_user
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
+from flask_login import current_user, user_logged_in, user_logged_out
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -23,6 +24,8 @@ def init_app(app: Flask) -> None:
     app.before_request(require_login)
     app.before_request(require_admin)
     app.after_request(add_security_headers)
+    user_logged_in.connect(rotate_csrf_token, app)
+    user_logged_out.connect(rotate_csrf_token, app)
 
 
 def require_login():
@@ -53,6 +56,12 @@ def ensure_admin() -> None:
     """403 unless the signed-in user is an admin; for views where only some requests are admin-only."""
     if not (current_user.is_authenticated and current_user.is_admin):
         abort(403)
+
+
+def rotate_csrf_token(*_args, **_kwargs) -> None:
+    """A new form token at sign-in and sign-out: one a visitor had before (or planted) must not outlive either."""
+    session.pop("csrf_token", None)  # Flask-WTF keeps the token's secret here and makes a new one when it is gone
+    g.pop("csrf_token", None)
 
 
 def add_security_headers(response):

@@ -296,7 +296,7 @@ def run(url: str, redis_url: str, args) -> dict:
     app, fill_seconds, total = prepare(url, redis_url, args)
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"] = "1"
+        session["_user_id"] = "1:0"  # user 1, session version 0 (a new user's)
         session["_fresh"] = True
     campaign_id = args.campaigns // 2
     day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 45 * 86400))

@@ -89,7 +89,7 @@ def run(url: str, redis_url: str, args: argparse.Namespace) -> dict:
         create_admin("bench@example.com", "bench-password")
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"] = "1"
+        session["_user_id"] = "1:0"  # user 1, session version 0 (a new user's)
         session["_fresh"] = True
     ours = {}
     for name, path in PAGES.items():

@@ -1,7 +1,14 @@
 """Signing in and out."""
 
-from app.models import Role
-from tests.conftest import TEST_PASSWORD
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import AuditEntry, Role
+from tests.conftest import TEST_PASSWORD, csrf_token_from
 
 
 def test_login_page_renders(client):
@@ -22,6 +29,23 @@ def test_login_then_dashboard_then_logout(client, auth, make_user):
     assert client.get("/").headers["Location"].startswith("/login")
 
 
+def test_a_form_token_from_before_sign_in_stops_working_after_it(client, make_user):
+    user = make_user()
+    before = csrf_token_from(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": before})
+    assert client.post("/logout", data={"csrf_token": before}).status_code == 400
+    assert client.get("/").status_code == 200  # still signed in
+
+
+def test_a_form_token_from_before_sign_out_stops_working_after_it(client, auth, make_user):
+    user = make_user()
+    auth.login(user.email)
+    signed_in = csrf_token_from(client.get("/").get_data(as_text=True))
+    auth.logout()
+    response = client.post("/login", data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": signed_in})
+    assert response.status_code == 400
+
+
 def test_email_is_case_insensitive(client, auth, make_user):
     user = make_user()
     assert auth.login(user.email.upper()).status_code == 302
@@ -39,6 +63,15 @@ def test_unknown_email_gets_the_same_message(auth):
     assert "Wrong email or password." in response.get_data(as_text=True)
 
 
+def test_an_overlong_email_is_refused_before_anything_is_recorded(app, client):
+    email = "a" * 200_000 + "@example.com"
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": email, "password": "whatever-it-is", "csrf_token": token})
+    assert response.status_code == 200 and "too long for an email address" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 0
+
+
 def test_inactive_user_cannot_log_in(client, auth, make_user):
     user = make_user(active=False)
     response = auth.login(user.email)
@@ -51,16 +84,24 @@ def test_login_redirects_to_next_page_but_not_offsite(client, auth, make_user):
     user = make_user(Role.ADMIN)
     token_page = client.get("/login?next=/admin/users")
     assert token_page.status_code == 200
-    from tests.conftest import csrf_token_from
-
     token = csrf_token_from(token_page.get_data(as_text=True))
     response = client.post("/login?next=/admin/users",
                            data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": token})
     assert response.headers["Location"] == "/admin/users"
     auth.logout()
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
     response = client.post("/login?next=//evil.example/x",
                            data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": token})
     assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", ["/contacts%0D%0ASet-Cookie:%20x=1", "/contacts%0A"])
+def test_login_ignores_a_next_page_with_a_line_break(client, make_user, target):
+    user = make_user()
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    response = client.post(f"/login?next={target}",
+                           data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
 def test_remember_me_sets_a_persistent_cookie(client, auth, make_user):
@@ -92,6 +133,34 @@ def test_login_is_rate_limited_per_ip(app, auth, make_user):
         auth.login(f"guess{number}@example.com", "wrong-password")
     response = auth.login(victim.email)
     assert "Too many failed sign-in attempts" in response.get_data(as_text=True)
+
+
+def test_parallel_guesses_never_get_past_the_limit(app, make_user):
+    """The limit holds when guesses arrive together: each is counted before its password is checked."""
+    user = make_user()
+    guesses = 40
+    clients = [app.test_client() for _ in range(guesses)]
+    tokens = [csrf_token_from(each.get("/login").get_data(as_text=True)) for each in clients]
+    start = threading.Barrier(guesses)
+
+    def guess(number: int) -> str:
+        start.wait()
+        return clients[number].post("/login", data={"email": user.email, "password": f"wrong-{number}",
+                                                    "csrf_token": tokens[number]}).get_data(as_text=True)
+
+    with ThreadPoolExecutor(guesses) as pool:
+        pages = list(pool.map(guess, range(guesses)))
+    checked = sum("Wrong email or password." in page for page in pages)
+    assert checked == app.config["LOGIN_MAX_ATTEMPTS_PER_ACCOUNT"]
+    assert sum("Too many failed sign-in attempts" in page for page in pages) == guesses - checked
+
+
+def test_successful_sign_ins_do_not_use_up_the_ip_limit(app, auth, make_user):
+    app.config["LOGIN_MAX_ATTEMPTS_PER_IP"] = 3
+    user = make_user()
+    for _ in range(5):  # an office behind one address signs in all morning
+        assert auth.login(user.email).status_code == 302
+        auth.logout()
 
 
 def test_successful_login_resets_the_account_counter(app, auth, make_user):

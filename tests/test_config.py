@@ -91,3 +91,10 @@ def test_a_zero_grace_period_settles_an_unanswered_send_at_the_next_sweep(app, s
     assert report["returned"] == 2
     assert statuses(app, campaign_id) == {"sent": 2}
     assert_counters_match(app, campaign_id)
+
+
+def test_trusted_proxy_hops_default_to_none_and_refuse_a_negative_count():
+    assert _config().TRUSTED_PROXY_HOPS == 0
+    assert _config(TRUSTED_PROXY_HOPS="2").TRUSTED_PROXY_HOPS == 2
+    with pytest.raises(ValueError, match="TRUSTED_PROXY_HOPS must be 0 or more"):
+        _config(TRUSTED_PROXY_HOPS="-1")

@@ -1,10 +1,12 @@
 """Login on every page, admin-only pages, CSRF and security headers."""
 
 import pytest
+from sqlalchemy import select
 
 from app import create_app
 from app.config import TestConfig
-from app.models import Role
+from app.extensions import db
+from app.models import AuditEntry, Role
 from tests.conftest import AuthActions, csrf_token_from
 
 PUBLIC_ENDPOINTS = {"static", "auth.login", "health.healthz"}
@@ -123,3 +125,33 @@ def test_unexpected_error_is_a_friendly_500(app, make_user):
     assert response.status_code == 500
     body = response.get_data(as_text=True)
     assert "Something went wrong on our side" in body and "boom" not in body
+
+
+def _client_from(flask_app, address: str, forwarded_for: str | None = None):
+    client = flask_app.test_client()
+    client.environ_base.update({"REMOTE_ADDR": address, "HTTP_X_FORWARDED_FOR": forwarded_for or ""})
+    return client
+
+
+def test_behind_a_trusted_proxy_the_sign_in_lockout_is_per_visitor(app, make_user):
+    config = TestConfig(app.config["SQLALCHEMY_DATABASE_URI"], app.config["REDIS_URL"])
+    config.TRUSTED_PROXY_HOPS = 1
+    proxied = create_app(config)
+    proxied.config["LOGIN_MAX_ATTEMPTS_PER_IP"] = 3
+    attacker = AuthActions(_client_from(proxied, "10.0.0.2", "203.0.113.9"))
+    for number in range(4):
+        page = attacker.login(f"guess{number}@example.com", "wrong-password").get_data(as_text=True)
+    assert "Too many failed sign-in attempts" in page
+    staff = make_user()
+    assert AuthActions(_client_from(proxied, "10.0.0.2", "198.51.100.7")).login(staff.email).status_code == 302
+    with app.app_context():
+        addresses = set(db.session.scalars(select(AuditEntry.ip_address)))
+    assert addresses == {"203.0.113.9", "198.51.100.7"}
+
+
+def test_without_a_trusted_proxy_a_forwarded_for_header_is_ignored(app, make_user):
+    app.config["LOGIN_MAX_ATTEMPTS_PER_IP"] = 3
+    for number in range(3):  # a visitor cannot dodge the lockout by making up addresses
+        AuthActions(_client_from(app, "192.0.2.1", f"203.0.113.{number}")).login("x@example.com", "wrong-password")
+    response = AuthActions(_client_from(app, "192.0.2.1", "203.0.113.99")).login(make_user().email)
+    assert "Too many failed sign-in attempts" in response.get_data(as_text=True)

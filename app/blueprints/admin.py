@@ -1,6 +1,6 @@
 """Administration: users and the audit log. Admins only."""
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 
 from app.models import Role
 from app.services.accounts import users
@@ -23,7 +23,7 @@ def invite():
     except ServiceError as error:
         return render_template("admin/users.html", users=users.list_users(), roles=[r.value for r in Role],
                                error=error, form=request.form), 422
-    return render_template("admin/password_shown.html", user=user, password=password, created=True)
+    return _password_page(user, password, created=True)
 
 
 @bp.post("/users/<int:user_id>/<any(role, activate, deactivate, 'reset-password'):action>")
@@ -31,7 +31,7 @@ def change_user(user_id: int, action: str):
     try:
         if action == "reset-password":
             user, password = users.reset_password(user_id)
-            return render_template("admin/password_shown.html", user=user, password=password, created=False)
+            return _password_page(user, password, created=False)
         if action == "role":
             user = users.change_role(user_id, request.form.get("role", ""))
         else:
@@ -40,6 +40,14 @@ def change_user(user_id: int, action: str):
     except ServiceError as error:
         flash(error.message, "error")
     return redirect(url_for("admin.user_list"))
+
+
+def _password_page(user, password: str, created: bool):
+    # Shown once: neither the browser's cache nor a proxy may keep a copy.
+    response = make_response(render_template("admin/password_shown.html", user=user, password=password,
+                                             created=created))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/audit")

@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import DataRequired
+from wtforms.validators import DataRequired, Length
 
 from app.services.accounts import sign_in
 from app.services.errors import ServiceError
@@ -15,9 +15,14 @@ bp = Blueprint("auth", __name__)
 bp.login_exempt = True
 
 
+MISSING = "Enter your email and password."
+
+
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired()])
-    password = PasswordField("Password", validators=[DataRequired()])
+    # 254 characters: the longest address an email can be sent to (RFC 5321).
+    email = EmailField("Email", validators=[DataRequired(MISSING),
+                                            Length(max=254, message="That is too long for an email address.")])
+    password = PasswordField("Password", validators=[DataRequired(MISSING)])
     remember = BooleanField("Keep me signed in on this device")
 
 
@@ -37,8 +42,10 @@ def login():
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an open redirect after login is a phishing aid.
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    # Only same-site paths: an open redirect after login is a phishing aid. Control characters (a CR/LF makes the
+    # Location header invalid) and backslashes (which browsers read as "/") have no place in a path of ours.
+    if (target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc
+            and target.isprintable() and "\\" not in target):
         return target
     return url_for("dashboard.index")
 
@@ -46,7 +53,7 @@ def _safe_next(target: str | None) -> str:
 @bp.post("/logout")
 def logout():
     if current_user.is_authenticated:
-        sign_in.sign_out(current_user)
+        sign_in.sign_out(current_user._get_current_object())
     logout_user()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))

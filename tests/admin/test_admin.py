@@ -7,7 +7,7 @@ import pytest
 from app.extensions import db
 from app.models import AuditEntry, Role, Setting
 from app.services.accounts import users
-from app.services.admin import settings
+from app.services.admin import audit, settings
 from tests.conftest import csrf_token_from
 
 ADMIN_POSTS = ["/admin/users", "/admin/users/1/role", "/admin/users/1/deactivate", "/admin/users/1/reset-password",
@@ -37,6 +37,7 @@ def test_admin_creates_a_user_and_sees_the_password_once(app, admin_client):
                                                        "role": "staff"})
     html = response.get_data(as_text=True)
     password = re.search(r'id="new-password">([^<]+)<', html).group(1)
+    assert response.headers["Cache-Control"] == "no-store"  # never kept by the browser or a proxy
     with app.app_context():
         assert users.authenticate("new@shop.in", password).role == Role.STAFF
     assert ("user.create", "admin1@example.com", "Created staff new@shop.in") in _audit(app)
@@ -82,8 +83,9 @@ def test_deactivated_user_is_signed_out_and_cannot_sign_in(app, admin_client, ma
 
 def test_reset_password_shows_a_new_one(app, admin_client, make_user):
     staff = make_user()
-    html = admin_client.post(f"/admin/users/{staff.id}/reset-password",
-                             data={"csrf_token": _token(admin_client)}).get_data(as_text=True)
+    response = admin_client.post(f"/admin/users/{staff.id}/reset-password", data={"csrf_token": _token(admin_client)})
+    assert response.headers["Cache-Control"] == "no-store"
+    html = response.get_data(as_text=True)
     password = re.search(r'id="new-password">([^<]+)<', html).group(1)
     with app.app_context():
         users.authenticate(staff.email, password)
@@ -140,6 +142,16 @@ def test_settings_save_apply_and_are_audited(app, admin_client):
     add = admin_client.post("/contacts/new", data={"csrf_token": token, "phone": "050 123 4567"},
                             follow_redirects=True)
     assert "+971501234567" in add.get_data(as_text=True)
+
+
+def test_audit_entries_are_cut_to_their_columns_whatever_the_caller_passes(app):
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "1" * 1000}):
+        audit.record("auth.login_failed", "s" * 10_000, target="t" * 10_000, actor="a" * 10_000)
+        db.session.commit()
+    with app.app_context():
+        entry = db.session.scalar(db.select(AuditEntry))
+        lengths = (len(entry.summary), len(entry.target), len(entry.actor), len(entry.ip_address))
+    assert lengths == (500, 255, 255, 64)
 
 
 def test_audit_log_records_sign_in_and_staff_opt_out(app, client, auth, make_user, make_contact):

@@ -1,2 +1,3 @@
-"""Staff accounts: users and their roles and passwords (`users`), signing in (`sign_in.sign_in`), and the
-failed-login throttle shared by every web process (`login_throttle`)."""
+"""Staff accounts: users and their roles and passwords (`users`), what a new password must be (`password_rules`),
+signing in and out and which sessions are still valid (`sign_in`), and the failed-login throttle shared by every
+web process (`login_throttle`)."""

@@ -11,21 +11,41 @@ from app.services.admin import audit
 def sign_in(email: str, password: str, ip: str) -> User:
     """The user for valid credentials; raises LoginThrottled or InvalidCredentials with a message to show."""
     email = users.normalise_email(email)
-    login_throttle.check(ip, email)
+    login_throttle.count_attempt(ip, email)
     try:
         user = users.authenticate(email, password)
     except users.InvalidCredentials as error:
-        login_throttle.record_failure(ip, email)
         audit.record("auth.login_failed", f"Failed sign-in for {email}: {error.message}", target=email,
                      actor=email)
         db.session.commit()
         raise
-    login_throttle.clear_account(email)
+    login_throttle.forgive(ip, email)
     audit.record("auth.login", f"{user.email} signed in", target=user.email, actor=user.email, user_id=user.id)
     db.session.commit()
     return user
 
 
+def signed_in_user(login_id: str) -> User | None:
+    """The user a session or remember cookie names ("user id:session version"), unless that session has ended."""
+    user_id, _, version = login_id.partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None  # also a cookie from before session versions: its holder signs in again
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or user.session_version != int(version):
+        return None
+    return user
+
+
 def sign_out(user: User) -> None:
+    """End the session, and every copy of it: the session version goes up, so this user's other sessions end too."""
+    user.end_sessions()
     audit.record("auth.logout", f"{user.email} signed out", target=user.email, actor=user.email, user_id=user.id)
+    db.session.commit()
+
+
+def sign_out_everywhere(user: User) -> None:
+    """End every session and remember cookie of this user, on every device."""
+    user.end_sessions()
+    audit.record("auth.logout_everywhere", f"{user.email} signed out on every device", target=user.email,
+                 actor=user.email, user_id=user.id)
     db.session.commit()

@@ -12,10 +12,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app.clock import utcnow
 from app.extensions import db
 from app.models import Role, User
+from app.services.accounts import login_throttle, password_rules
 from app.services.admin import audit
 from app.services.errors import NotFound, ServiceError
 
-MIN_PASSWORD_LENGTH = 10
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -31,11 +31,6 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def validate_password(password: str) -> None:
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise ServiceError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.", field="password")
-
-
 def find_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
@@ -47,7 +42,7 @@ def create_user(email: str, password: str, role: str = Role.STAFF) -> User:
         raise ServiceError("Enter a valid email address.", field="email")
     if role not in {r.value for r in Role}:
         raise ServiceError("Role must be admin or staff.", field="role")
-    validate_password(password)
+    password_rules.check(password)
     if find_by_email(email):
         raise ServiceError(f"A user with email {email} already exists.", field="email")
     user = User(email=email, role=role, active=True)
@@ -58,12 +53,13 @@ def create_user(email: str, password: str, role: str = Role.STAFF) -> User:
 
 
 def set_password(email: str, password: str) -> User:
-    """Replace a user's password."""
+    """Replace a user's password and end their sessions."""
     user = find_by_email(email)
     if user is None:
         raise NotFound(f"No user with email {normalise_email(email)}.")
-    validate_password(password)
+    password_rules.check(password)
     user.set_password(password)
+    user.end_sessions()
     db.session.commit()
     return user
 
@@ -124,6 +120,16 @@ def _guard_last_admin(user: User, becomes_admin: bool, stays_active: bool) -> No
         raise ServiceError("This is the last active admin. Make someone else an admin first.")
 
 
+def _check_current_password(user: User, current: str, ip: str) -> None:
+    try:
+        login_throttle.count_attempt(ip, user.email)
+    except login_throttle.LoginThrottled as error:
+        raise ServiceError(f"Too many wrong passwords. Please try again in {error.wait}.", field="current") from None
+    if not user.check_password(current):
+        raise ServiceError("Your current password is not right.", field="current")
+    login_throttle.forgive(ip, user.email)
+
+
 def invite(email: str, role: str) -> tuple[User, str]:
     """Create a user with a generated password that the admin passes on; returns (user, password)."""
     password = generate_password()
@@ -148,6 +154,8 @@ def set_active(user_id: int, active: bool) -> User:
     user = _get(user_id)
     _guard_last_admin(user, becomes_admin=user.is_admin, stays_active=active)
     user.active = active
+    if not active:
+        user.end_sessions()
     audit.record("user.activate" if active else "user.deactivate",
                  f"{'Reactivated' if active else 'Deactivated'} {user.email}", target=user.email)
     db.session.commit()
@@ -155,22 +163,28 @@ def set_active(user_id: int, active: bool) -> User:
 
 
 def reset_password(user_id: int) -> tuple[User, str]:
-    """Give a user a new generated password (shown once to the admin)."""
+    """Give a user a new generated password (shown once to the admin) and end their sessions."""
     user = _get(user_id)
     password = generate_password()
     user.set_password(password)
+    user.end_sessions()
     audit.record("user.reset_password", f"Reset the password of {user.email}", target=user.email)
     db.session.commit()
     return user, password
 
 
-def change_own_password(user_id: int, current: str, new: str, repeat: str) -> None:
+def change_own_password(user_id: int, current: str, new: str, repeat: str, ip: str) -> User:
+    """Change the signed-in user's password; their other sessions end. Wrong current passwords count as failed
+    sign-ins, so a borrowed session cannot be used to guess the password."""
     user = _get(user_id)
-    if not user.check_password(current):
-        raise ServiceError("Your current password is not right.", field="current")
+    _check_current_password(user, current, ip)
     if new != repeat:
-        raise ServiceError("The new passwords do not match.", field="repeat")
-    validate_password(new)
+        raise ServiceError("The two new passwords do not match. Please type them again.", field="repeat")
+    if user.check_password(new):
+        raise ServiceError("That is already your password. Please choose a new one.", field="new")
+    password_rules.check(new)
     user.set_password(new)
+    user.end_sessions()  # the caller signs this session in again under the new version
     audit.record("user.change_password", f"{user.email} changed their password", target=user.email)
     db.session.commit()
+    return user

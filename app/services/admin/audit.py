@@ -22,11 +22,16 @@ def record(action: str, summary: str, target: str | None = None, details: dict[s
     """Add an entry to the current transaction; the caller's commit makes it permanent with the change itself."""
     if actor is None and has_request_context() and current_user.is_authenticated:
         actor, user_id = current_user.email, current_user.id
-    entry = AuditEntry(action=action, summary=summary[:500], target=target, details=details or {},
-                       actor=actor or "system", user_id=user_id,
-                       ip_address=request.remote_addr if has_request_context() else None)
+    entry = AuditEntry(action=action, summary=_fit(summary, "summary"), target=_fit(target, "target"),
+                       details=details or {}, actor=_fit(actor or "system", "actor"), user_id=user_id,
+                       ip_address=_fit(request.remote_addr if has_request_context() else None, "ip_address"))
     db.session.add(entry)
     return entry
+
+
+def _fit(value: str | None, column: str) -> str | None:
+    """Cut to the column's length: SQLite does not enforce it, and a caller may pass text a visitor typed."""
+    return value[:AuditEntry.__table__.c[column].type.length] if value else value
 
 
 @dataclass
