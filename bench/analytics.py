@@ -155,7 +155,8 @@ def _counters_sql() -> str:
     return (
         "UPDATE send_runs SET targeted = s.targeted, skipped = s.skipped, sent = s.sent, delivered = s.delivered, "
         "read = s.read, failed = s.failed, replied = s.replied FROM (SELECT run_id, count(*) AS targeted, "
-        "count(CASE WHEN status = 'skipped' THEN 1 END) AS skipped, count(sent_at) AS sent, "
+        "count(CASE WHEN status = 'skipped' THEN 1 END) AS skipped, "
+        "count(CASE WHEN sent_at IS NOT NULL AND status <> 'failed' THEN 1 END) AS sent, "
         "count(delivered_at) AS delivered, count(read_at) AS read, count(CASE WHEN status = 'failed' THEN 1 END) "
         "AS failed, count(replied_at) AS replied FROM messages GROUP BY run_id) AS s "
         "WHERE s.run_id = send_runs.id")

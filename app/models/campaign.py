@@ -6,7 +6,8 @@ Invariants (see ARCHITECTURE.md):
   app.services.campaigns.campaign_state. Both hold the allowed transitions.
 - A campaign's counters always equal a recount of its message rows:
     targeted = all rows, skipped = status skipped, failed = status failed,
-    sent / delivered / read / replied = rows whose sent_at / delivered_at / read_at / replied_at is set.
+    sent = rows whose sent_at is set and that did not fail (accepted, then reported failed: counted as failed),
+    delivered / read / replied = rows whose delivered_at / read_at / replied_at is set.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import MetaData, Table, select
 
 from app.extensions import db
-from app.models import AutoReplyFiring, Campaign, Message, SendRun
+from app.models import AutoReplyFiring, Campaign, HourlyMessageStats, Message, SendRun
 from app.services.sending import message_state
 
 BEFORE = "e2b8f4c6a1d3"
@@ -71,3 +71,34 @@ def test_launched_campaigns_get_their_runs_and_messages_their_sources(app):
     assert counted[0] == counted[1] == dict(targeted=2, skipped=0, sent=2, delivered=1, read=0, failed=0, replied=0)
     assert sources == [("auto_reply", False), ("campaign", True), ("campaign", True), ("inbound", False),
                        ("opt_out_confirmation", False)]
+
+
+def test_messages_accepted_then_failed_leave_the_sent_counters(app):
+    with app.app_context():
+        db.session.remove()
+        downgrade(revision="f3a1b2c4d5e6")
+        try:
+            stamps = {"created_at": AT, "updated_at": AT}
+            with db.engine.begin() as connection:
+                campaign = _insert(connection, "campaigns", name="Diwali", status="completed", phone_number_id="1",
+                                   audience={}, variables={}, accept_fallbacks=False, schedule_kind="now",
+                                   timezone="Asia/Kolkata", **stamps)
+                run = _insert(connection, "send_runs", source="campaign", campaign_id=campaign, phone_number_id="1",
+                              targeted=2, skipped=0, sent=2, delivered=0, read=0, failed=1, replied=0, created_at=AT)
+                for number, status in ((1, "sent"), (2, "failed")):
+                    contact = _insert(connection, "contacts", phone=f"+91980000000{number}",
+                                      wa_id=f"91980000000{number}", attributes={}, **stamps)
+                    _insert(connection, "messages", campaign_id=campaign, run_id=run, source="campaign",
+                            contact_id=contact, direction="out", message_type="template", status=status, sent_at=AT,
+                            failed_at=AT if status == "failed" else None, parameters={}, content={}, attempts=1,
+                            **stamps)
+                _insert(connection, "hourly_message_stats", hour=AT.replace(minute=0), sent=2, delivered=0, read=0,
+                        failed=1, replied=0)
+            upgrade()
+            counted = message_state.maintained(db.session.get(SendRun, run)), message_state.recount(run)
+            hourly = db.session.execute(select(HourlyMessageStats.sent, HourlyMessageStats.failed)).one()
+        finally:
+            db.session.remove()
+            upgrade()
+    assert counted[0] == counted[1] and (counted[0]["sent"], counted[0]["failed"]) == (1, 1)
+    assert tuple(hourly) == (1, 1)

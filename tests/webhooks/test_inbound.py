@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Contact
+from app.models import Contact, HourlyMessageStats
 from tests.factories import webhooks as support
 from tests.factories.webhooks import at, inbound_body, text
 
@@ -57,6 +57,9 @@ def test_reply_to_a_campaign_message_is_attributed_and_counted_once(hooks, make_
     campaign_message = support.message_row(hooks.app, message_id)
     assert campaign_message.replied_at == at(10)
     assert support.counters(hooks.app, campaign_id)["replied"] == 1
+    with hooks.app.app_context():  # the dashboard's Replied card reads the hourly stats
+        assert db.session.execute(select(HourlyMessageStats.hour, HourlyMessageStats.replied)).all() == [
+            (at(10).replace(minute=0, second=0), 1)]
     replies = support.messages_of(hooks.app, ASHA, direction="in")
     assert [reply.context_wamid for reply in replies] == ["wamid.CAMPAIGN", "wamid.CAMPAIGN", None]
 

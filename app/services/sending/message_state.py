@@ -2,7 +2,9 @@
 
 Delivery statuses only move forward (sent < delivered < read); `read` implies delivered and sent.
 Each status keeps its own timestamp, and a run's counters are defined by those timestamps
-(see app/models/campaign.py), so `recount` can always check them.
+(see app/models/campaign.py), so `recount` can always check them. Each recipient counts once per funnel step,
+whatever order the API's answer and the status webhooks arrive in: a message WhatsApp accepted and later reported
+failed counts as failed, not sent (its sent_at stays, as what happened, but no longer counts).
 
 Every status change goes through here: `move` for one row (ORM object or plain row) with its counter changes, and
 `bulk` for a set-based UPDATE, allowed only for the transitions in BULK, which change no counter.
@@ -68,13 +70,15 @@ def can_transition(old: str, new: str) -> bool:
 
 
 def counter_changes(message: Movable, new_status: str) -> Counter:
-    """What moving this message to `new_status` adds to its campaign's counters (before the row changes)."""
+    """What moving this message to `new_status` adds to its run's counters (before the row changes)."""
     changes: Counter = Counter()
     for column in TIMESTAMPS.get(new_status, ()):
         if getattr(message, column) is None and column in COUNTER_OF_TIMESTAMP:
             changes[COUNTER_OF_TIMESTAMP[column]] += 1
     if new_status == S.FAILED and message.status != S.FAILED:
         changes["failed"] += 1
+        if message.sent_at is not None:
+            changes["sent"] -= 1  # accepted, then reported failed: it counts as failed only
     if new_status == S.SKIPPED and message.status != S.SKIPPED:
         changes["skipped"] += 1
     return changes
@@ -106,15 +110,23 @@ def move(message: Movable, new_status: str, at: datetime, totals: Totals | None 
     if not can_transition(message.status, new_status):
         return False
     if totals is not None:
-        changes = counter_changes(message, new_status)
-        if message.run_id is not None:
-            totals[message.run_id].update(changes)
-        totals.hours[_hour(at)].update({name: n for name, n in changes.items() if name in HOURLY})
+        _count(message, new_status, at, totals)
     for column in TIMESTAMPS.get(new_status, ()):
         if getattr(message, column) is None:
             setattr(message, column, at)
     message.status = new_status
     return True
+
+
+def _count(message: Movable, new_status: str, at: datetime, totals: Totals) -> None:
+    changes = counter_changes(message, new_status)
+    if message.run_id is not None:
+        totals[message.run_id].update(changes)
+    hourly = Counter({name: n for name, n in changes.items() if name in HOURLY})
+    if hourly["sent"] < 0 and message.sent_at is not None:
+        # Taken back from the hour it was counted in, so every hour still equals a recount of its messages.
+        totals.hours[_hour(message.sent_at)]["sent"] += hourly.pop("sent")
+    totals.hours[_hour(at)].update(hourly)
 
 
 def bulk(old: str, new: str, *criteria: ColumnElement[bool], **values) -> Update:
@@ -167,7 +179,7 @@ def recount(run_id: int) -> dict[str, int]:
     row = db.session.execute(select(
         func.count(),
         func.count(case((Message.status == S.SKIPPED, 1))),
-        func.count(Message.sent_at),
+        func.count(case(((Message.sent_at.is_not(None)) & (Message.status != S.FAILED), 1))),
         func.count(Message.delivered_at),
         func.count(Message.read_at),
         func.count(case((Message.status == S.FAILED, 1))),
