@@ -2,7 +2,7 @@
 of their run's sent counter and of the hourly sent figure of the hour they were counted in
 
 Revision ID: a4c6e8f0b2d4
-Revises: f3a1b2c4d5e6
+Revises: a4c8e1f2b3d6
 Create Date: 2026-12-07 22:00:00
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "a4c6e8f0b2d4"
-down_revision = "f3a1b2c4d5e6"
+down_revision = "a4c8e1f2b3d6"
 branch_labels = None
 depends_on = None
 

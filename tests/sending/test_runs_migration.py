@@ -76,7 +76,7 @@ def test_launched_campaigns_get_their_runs_and_messages_their_sources(app):
 def test_messages_accepted_then_failed_leave_the_sent_counters(app):
     with app.app_context():
         db.session.remove()
-        downgrade(revision="f3a1b2c4d5e6")
+        downgrade(revision="a4c8e1f2b3d6")  # just before the migration under test
         try:
             stamps = {"created_at": AT, "updated_at": AT}
             with db.engine.begin() as connection:
