@@ -160,6 +160,17 @@ def test_attribute_value_without_name_is_rejected(staff_client):
     assert response.status_code == 422 and "needs a field name" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("field", ['=HYPERLINK("http://evil.example","x")', "+1", "-2", "@SUM(A1)"])
+def test_field_name_a_spreadsheet_would_run_is_refused(app, staff_client, field):
+    token = csrf_token_from(_page(staff_client, "new"))
+    response = staff_client.post("/contacts/new", data={"csrf_token": token, "phone": "9876543210",
+                                                        "attr_key": [field], "attr_value": ["x"]})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "cannot start with" in html
+    with app.app_context():
+        assert db.session.scalar(db.select(Contact)) is None
+
+
 def test_edit_contact(app, staff_client, people):
     token = csrf_token_from(_page(staff_client, f"{people['ravi']}/edit"))
     staff_client.post(f"/contacts/{people['ravi']}/edit", data={

@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.clock import utcnow
 from app.extensions import db
 from app.models import Contact, OptOutSource, contact_tags
+from app.services import spreadsheets
 from app.services.admin import audit
 from app.services.contacts import phones, search, tags
 from app.services.errors import NotFound, ServiceError
@@ -47,6 +48,9 @@ def clean_attributes(pairs: list[tuple[str, str]]) -> dict[str, str]:
             continue
         if len(key) > 64 or len(value) > MAX_ATTRIBUTE_LENGTH:
             raise ServiceError(f"Field “{key[:30]}” is too long.", field="attributes")
+        if key.startswith(spreadsheets.FORMULA_TRIGGERS):
+            # Field names become export headings; a spreadsheet would run "=…" there as a formula.
+            raise ServiceError(f"Field name “{key[:30]}” cannot start with =, +, - or @.", field="attributes")
         attributes[key] = value
     if len(attributes) > MAX_ATTRIBUTES:
         raise ServiceError(f"A contact can have at most {MAX_ATTRIBUTES} fields.", field="attributes")
