@@ -67,6 +67,7 @@ def _page(rule, form, error: ServiceError | None = None):
         key: auto_replies.variable_text(mapping) for key, mapping in (rule.template_variables if rule else {}).items()}
     return render_template("auto_replies/index.html", rules=rules, rule=rule, form=form, error=error,
                            fired=auto_replies.firings_for(r.id for r in rules), values=values,
+                           unusable=auto_replies.unusable_patterns(rules),
                            max_per_hour=auto_replies.MAX_PER_HOUR,
                            templates=library.approved_templates(),
                            variables=rendering.template_variables(template) if template else [])
