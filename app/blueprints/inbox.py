@@ -4,6 +4,7 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_login import current_user
 
 from app.blueprints import variable_fields
+from app.numbers import whole_number
 from app.services.errors import NotFound, ServiceError
 from app.services.inbox import conversations as inbox
 from app.services.inbox import replies as inbox_replies
@@ -105,4 +106,4 @@ def _page(thread: inbox.Thread, error: ServiceError | None = None, form=None):
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return whole_number(value)

@@ -77,6 +77,20 @@ def test_pagination_keeps_filters_in_links(app, staff_client, make_contact):
     assert "Person 50" in second and "Person 00" not in second and "← Previous" in second
 
 
+@pytest.mark.parametrize(("page", "shown"), [("9999999999999999999999", True), ("²", None), ("-3", None),
+                                           ("0", None), ("abc", None)])
+def test_page_numbers_a_database_cannot_take_are_clamped_or_ignored(staff_client, people, page, shown):
+    response = staff_client.get(f"/contacts/?page={page}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    if shown:  # past the end: an empty page, with the way back
+        assert "Asha Verma" not in html and "← Previous" in html
+    else:  # not a page number: the first page
+        assert "Asha Verma" in html and "← Previous" not in html
+    assert staff_client.get(f"/contacts/count?page={page}").status_code == 200
+    assert staff_client.get(f"/contacts/export.csv?page={page}").status_code == 200
+
+
 def test_htmx_request_gets_only_the_results_fragment(staff_client, people):
     full = staff_client.get("/contacts/?q=asha")
     fragment = staff_client.get("/contacts/?q=asha", headers={"HX-Request": "true", "HX-Target": "contact-results"})
