@@ -132,6 +132,7 @@ def detail(contact_id: int):
 def change(contact_id: int, action: str):
     if action == "restore":
         ensure_admin()
+    _contact_or_404(contact_id)  # staff never see deleted contacts, so cannot change them either
     operations = {
         "opt-out": (edits.opt_out, "Opted out: this contact will not receive any more messages."),
         "undo-opt-out": (edits.undo_staff_opt_out, "Opted back in."),

@@ -118,6 +118,33 @@ def test_admin_sees_and_restores_deleted_contacts(admin_client, people):
     assert "Deleted Person" in _page(admin_client)
 
 
+@pytest.mark.parametrize("action", ["opt-out", "undo-opt-out", "delete"])
+def test_staff_cannot_change_a_deleted_contact(app, staff_client, people, action):
+    token = csrf_token_from(_page(staff_client))
+    response = staff_client.post(f"/contacts/{people['gone']}/{action}", data={"csrf_token": token})
+    assert response.status_code == 404
+    with app.app_context():
+        gone = db.session.get(Contact, people["gone"])
+        assert gone.opted_out_at is None and gone.deleted_at == datetime(2026, 2, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("action", "message"), [("opt-out", "This contact is deleted: restore it first."),
+                                                 ("delete", "This contact is already deleted.")])
+def test_admin_is_told_a_deleted_contact_cannot_change(app, admin_client, people, action, message):
+    token = csrf_token_from(_page(admin_client))
+    response = admin_client.post(f"/contacts/{people['gone']}/{action}", data={"csrf_token": token},
+                                 follow_redirects=True)
+    assert message in response.get_data(as_text=True)
+    with app.app_context():
+        gone = db.session.get(Contact, people["gone"])
+        assert gone.opted_out_at is None and gone.deleted_at == datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def test_changing_an_unknown_contact_is_404(staff_client):
+    token = csrf_token_from(_page(staff_client))
+    assert staff_client.post("/contacts/999999/opt-out", data={"csrf_token": token}).status_code == 404
+
+
 def test_contact_page_explains_opt_out(staff_client, people):
     html = _page(staff_client, str(people["sita"]))
     assert "Opted out" in html and "by replying STOP" in html

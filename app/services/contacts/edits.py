@@ -82,9 +82,16 @@ def _load(contact_id: int) -> Contact:
     return contact
 
 
+def _not_deleted(contact_id: int) -> Contact:
+    contact = _load(contact_id)
+    if contact.deleted_at is not None:
+        raise ServiceError("This contact is deleted: restore it first.")
+    return contact
+
+
 def opt_out(contact_id: int, source: str = OptOutSource.STAFF) -> Contact:
     """Opt a contact out of all future sends; the first opt-out's time and source are kept."""
-    contact = _load(contact_id)
+    contact = _not_deleted(contact_id)
     if contact.opted_out_at is None:
         contact.opted_out_at, contact.opt_out_source = utcnow(), source
         if source == OptOutSource.STAFF:
@@ -95,7 +102,7 @@ def opt_out(contact_id: int, source: str = OptOutSource.STAFF) -> Contact:
 
 def undo_staff_opt_out(contact_id: int) -> Contact:
     """Only a staff opt-out can be undone by staff: a customer's own STOP is final until they write START."""
-    contact = _load(contact_id)
+    contact = _not_deleted(contact_id)
     if contact.opted_out_at is None:
         return contact
     if contact.opt_out_source != OptOutSource.STAFF:
@@ -107,7 +114,10 @@ def undo_staff_opt_out(contact_id: int) -> Contact:
 
 
 def set_deleted(contact_id: int, deleted: bool) -> Contact:
+    """Move a contact to the deleted bin or back; ServiceError when it is there already (or not there)."""
     contact = _load(contact_id)
+    if (contact.deleted_at is not None) == deleted:
+        raise ServiceError("This contact is already deleted." if deleted else "This contact is not deleted.")
     contact.deleted_at = utcnow() if deleted else None
     audit.record("contact.delete" if deleted else "contact.restore",
                  f"{'Deleted' if deleted else 'Restored'} {contact.phone}", target=contact.phone)
