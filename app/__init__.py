@@ -55,7 +55,9 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.blueprints import BLUEPRINTS
+    from app.numbers import IntegerConverter
 
+    app.url_map.converters["int"] = IntegerConverter  # before any rule is added
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
 

@@ -71,12 +71,22 @@ class Environment:
         return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def private_folder(path: Path) -> Path:
+    """Create a folder only its owner can open (0700), tightening one an earlier version left world-readable."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        path.chmod(0o700)
+    except PermissionError:  # someone else's folder (a mounted volume, say): its owner decides
+        pass
+    return path
+
+
 def persistent_secret_key(instance_dir: Path) -> str:
     """Generate the key once and keep it, so sessions survive a restart."""
+    private_folder(instance_dir)  # it also holds the SQLite database, uploads and exports
     path = instance_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    instance_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32)
     # O_EXCL: when web and worker start together only one of them writes the key.
     try:

@@ -250,6 +250,14 @@ def make_contact(app):
     return make
 
 
+@pytest.fixture
+def umask_022():
+    """The common default umask, under which new files are world-readable unless the code says otherwise."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
 class FixedClock:
     """What `app.clock.utcnow` answers while the `clock` fixture is on; set `now` to move time."""
 

@@ -1,12 +1,16 @@
 """Every setting has its one default in app/config.py, code reads it with no fallback, and a configured 0 stays 0."""
 
 import re
+import stat
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from app.config import Config, TestConfig
+import launcher
+from app.config import Config, TestConfig, persistent_secret_key
 from app.services.admin import settings
 from app.services.sending import results
 from app.services.templates import library
@@ -98,3 +102,26 @@ def test_trusted_proxy_hops_default_to_none_and_refuse_a_negative_count():
     assert _config(TRUSTED_PROXY_HOPS="2").TRUSTED_PROXY_HOPS == 2
     with pytest.raises(ValueError, match="TRUSTED_PROXY_HOPS must be 0 or more"):
         _config(TRUSTED_PROXY_HOPS="-1")
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_instance_folder_and_the_secret_key_are_private(tmp_path, umask_022):
+    instance = tmp_path / "instance"
+    instance.mkdir(mode=0o755)  # as an earlier version left it
+    persistent_secret_key(instance)
+    assert _mode(instance) == 0o700 and _mode(instance / "secret_key") == 0o600
+    fresh = tmp_path / "fresh" / "instance"
+    persistent_secret_key(fresh)
+    assert _mode(fresh) == 0o700
+
+
+def test_what_the_launched_processes_create_is_private(tmp_path, umask_022):
+    instance = launcher.private_instance(tmp_path / "instance")
+    # A child process, as the database, Redis and the workers are.
+    subprocess.run([sys.executable, "-c", "open('broadcaster.db', 'w').close(); import os; os.mkdir('redis')"],
+                   cwd=instance, check=True)
+    assert _mode(instance) == 0o700 and _mode(instance / "broadcaster.db") == 0o600
+    assert _mode(instance / "redis") == 0o700

@@ -3,6 +3,7 @@
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 
 from app.models import Role
+from app.numbers import page_number
 from app.services.accounts import users
 from app.services.admin import audit
 from app.services.errors import ServiceError
@@ -52,9 +53,8 @@ def _password_page(user, password: str, created: bool):
 
 @bp.get("/audit")
 def audit_log():
-    page_number = request.args.get("page", "1")
     page = audit.search(request.args.get("q", "").strip(), request.args.get("action", ""),
-                        int(page_number) if page_number.isdigit() and int(page_number) > 0 else 1)
+                        page_number(request.args.get("page")))
     template = "admin/_audit_rows_partial.html" if request.headers.get("HX-Target") == "audit-results" \
         else "admin/audit.html"
     return render_template(template, page=page, actions=audit.known_actions(), q=request.args.get("q", ""),

@@ -3,6 +3,7 @@
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app.blueprints import variable_fields
+from app.numbers import whole_number
 from app.services.errors import ServiceError
 from app.services.inbox import auto_replies
 from app.services.inbox.auto_replies import RuleInput
@@ -42,8 +43,8 @@ def delete(rule_id: int):
 
 @bp.get("/template-fields")
 def template_fields():
-    template_id = request.args.get("template_id", "")
-    template = library.get_template(int(template_id)) if template_id.isdigit() else None
+    template_id = whole_number(request.args.get("template_id"))
+    template = library.get_template(template_id) if template_id else None
     variables = rendering.template_variables(template) if template else []
     return render_template("auto_replies/_template_fields_partial.html", variables=variables, values={})
 
@@ -54,7 +55,7 @@ def _rule_input(form) -> RuleInput:
     return RuleInput(name=form.get("name", ""), match_kind=form.get("match_kind", ""),
                      keywords=form.get("keywords", ""), pattern=form.get("pattern", ""),
                      reply_kind=form.get("reply_kind", "text"), reply_text=form.get("reply_text", ""),
-                     template_id=int(template_id) if template_id.isdigit() else None,
+                     template_id=whole_number(template_id),
                      variables=variable_fields.texts(form), cooldown_minutes=form.get("cooldown_minutes", "60"),
                      position=form.get("position", "0"), active=form.get("active") in ("on", "1", "y", "true"))
 
@@ -62,11 +63,12 @@ def _rule_input(form) -> RuleInput:
 def _page(rule, form, error: ServiceError | None = None):
     rules = auto_replies.all_rules()
     template_id = form.get("template_id") or (rule.template_id if rule else None)
-    template = library.get_template(int(template_id)) if str(template_id or "").isdigit() else None
+    template = library.get_template(number) if (number := whole_number(template_id)) is not None else None
     values = variable_fields.texts(form) if form else {
         key: auto_replies.variable_text(mapping) for key, mapping in (rule.template_variables if rule else {}).items()}
     return render_template("auto_replies/index.html", rules=rules, rule=rule, form=form, error=error,
                            fired=auto_replies.firings_for(r.id for r in rules), values=values,
+                           unusable=auto_replies.unusable_patterns(rules),
                            max_per_hour=auto_replies.MAX_PER_HOUR,
                            templates=library.approved_templates(),
                            variables=rendering.template_variables(template) if template else [])

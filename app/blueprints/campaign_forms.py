@@ -8,6 +8,7 @@ from __future__ import annotations
 from werkzeug.datastructures import MultiDict
 
 from app.blueprints import variable_fields
+from app.numbers import whole_number
 from app.services.campaigns.audience import AudienceChoice
 from app.services.campaigns.drafts import CampaignDraft, Composer
 from app.services.campaigns.schedule import ScheduleChoice
@@ -17,8 +18,7 @@ VARIABLE_ERROR = "variables."  # the draft's problems with one variable are keye
 
 def read_composer(form) -> CampaignDraft:
     """The composer's fields as typed (from a post, or the query string of its live fragments)."""
-    template_id = form.get("template_id", "")
-    return CampaignDraft(name=form.get("name", ""), template_id=int(template_id) if template_id.isdigit() else None,
+    return CampaignDraft(name=form.get("name", ""), template_id=whole_number(form.get("template_id")),
                          audience=read_audience(form), variables=variable_fields.choices(form),
                          accept_fallbacks=form.get("accept_fallbacks") == "y", schedule=read_schedule(form),
                          max_rate=form.get("max_rate", ""), quiet_hours_start=form.get("quiet_hours_start", ""),

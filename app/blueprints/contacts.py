@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_login import current_user
 
+from app.numbers import whole_number
 from app.security import ensure_admin
 from app.services.admin import settings
 from app.services.contacts import edits, search, tags
@@ -57,7 +58,7 @@ def count():
 @bp.post("/bulk")
 def bulk():
     criteria = _criteria()
-    ids = [int(value) for value in request.form.getlist("ids") if value.isdigit()]
+    ids = [number for value in request.form.getlist("ids") if (number := whole_number(value)) is not None]
     everything = request.form.get("scope") == "all"
     action = request.form.get("action", "")
     if action == edits.BulkAction.RESTORE:
@@ -131,6 +132,7 @@ def detail(contact_id: int):
 def change(contact_id: int, action: str):
     if action == "restore":
         ensure_admin()
+    _contact_or_404(contact_id)  # staff never see deleted contacts, so cannot change them either
     operations = {
         "opt-out": (edits.opt_out, "Opted out: this contact will not receive any more messages."),
         "undo-opt-out": (edits.undo_staff_opt_out, "Opted back in."),

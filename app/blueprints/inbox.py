@@ -1,9 +1,10 @@
 """The inbox: conversations with customers, replies inside (text) and outside (templates) the 24-hour window."""
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.blueprints import variable_fields
+from app.numbers import whole_number
 from app.services.errors import NotFound, ServiceError
 from app.services.inbox import conversations as inbox
 from app.services.inbox import replies as inbox_replies
@@ -34,10 +35,17 @@ def conversation(contact_id: int):
     target = request.headers.get("HX-Target")
     if target == "conversation-list":
         return render_template("inbox/_list_partial.html", current_id=contact_id, **_list_args())
-    thread = inbox.thread(contact_id)
-    if target == "thread":
-        return render_template("inbox/_thread_partial.html", thread=thread)
-    return _page(thread)
+    return _page(inbox.thread(contact_id))
+
+
+@bp.post("/<int:contact_id>/read")
+def read(contact_id: int):
+    """The open page posts here on load and as its thread polls: a POST, so a link from another site cannot."""
+    marked = inbox.mark_read(contact_id)
+    response = make_response(render_template("inbox/_read_partial.html", thread=inbox.thread(contact_id)))
+    if marked:
+        response.headers["HX-Trigger"] = "inbox-read"  # the conversation list refreshes its unread counts
+    return response
 
 
 @bp.post("/<int:contact_id>/reply")
@@ -98,4 +106,4 @@ def _page(thread: inbox.Thread, error: ServiceError | None = None, form=None):
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return whole_number(value)

@@ -18,6 +18,7 @@ from flask import (
 from flask_login import current_user
 from redis.exceptions import RedisError
 
+from app.numbers import whole_number
 from app.services.admin import settings
 from app.services.analytics import message_export, message_log
 from app.services.analytics.message_export import ExportRequest
@@ -73,8 +74,8 @@ def _download(wanted: ExportRequest):
 
 
 def _back(kind: str, params: dict[str, str]) -> str:
-    if kind == "campaign" and params.get("campaign_id", "").isdigit():
-        return url_for("analytics.campaign", campaign_id=int(params["campaign_id"]))
+    if kind == "campaign" and (campaign_id := whole_number(params.get("campaign_id"))) is not None:
+        return url_for("analytics.campaign", campaign_id=campaign_id)
     return url_for(".index", **params)
 
 

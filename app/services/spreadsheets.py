@@ -27,7 +27,8 @@ def csv_stream(header: Sequence[str], rows: Iterable[Sequence[object]], chunk_ro
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
-    writer.writerow(header)
+    # Headings come from data too (contact field names typed or imported), so they are neutralised like values.
+    writer.writerow([neutralise(heading) for heading in header])
     for number, row in enumerate(rows, start=1):
         writer.writerow([neutralise(_plain(value)) for value in row])
         if number % chunk_rows == 0:
@@ -41,7 +42,7 @@ def xlsx_file(header: Sequence[str], rows: Iterable[Sequence[object]], sheet_tit
     """Write rows into a temporary XLSX (write-only mode keeps memory flat) and return the open file."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(sheet_title)
-    sheet.append(header)
+    sheet.append([_text_cell(sheet, heading) for heading in header])
     for row in rows:
         sheet.append([_text_cell(sheet, value) for value in row])
     handle = tempfile.NamedTemporaryFile(suffix=".xlsx")

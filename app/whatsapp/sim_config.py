@@ -13,6 +13,7 @@ from typing import Any
 
 REVIEW_OUTCOMES = ("APPROVED", "REJECTED")
 OUTCOME_MODES = ("sync", "async")
+SECRETS = ("access_token", "app_secret")
 
 
 class ConfigError(ValueError):
@@ -78,10 +79,18 @@ def update_config(config: SimulatorConfig, changes: Mapping[str, Any]) -> Simula
 
 
 def config_to_json(config: SimulatorConfig) -> dict[str, Any]:
+    """The config as the control API shows it: the access token and app secret masked, never echoed."""
     data = dataclasses.asdict(config)
+    for name in SECRETS:
+        data[name] = _masked(data[name])
     data["error_rates"] = {str(code): rate for code, rate in config.error_rates.items()}
     data["fixed_outcomes"] = {number: dataclasses.asdict(outcome) for number, outcome in config.fixed_outcomes.items()}
     return data
+
+
+def _masked(secret: str) -> str:
+    """Enough to tell which secret is set (its last 4 characters, when it is long enough to spare them)."""
+    return "…" + secret[-4:] if len(secret) >= 12 else "…"
 
 
 def _config_value(config: SimulatorConfig, name: str, value: Any) -> Any:

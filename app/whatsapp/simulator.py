@@ -1,8 +1,9 @@
 """A stand-in for the WhatsApp Cloud API, as a separate WSGI app: sends, templates, signed webhooks, a ledger.
 
-Run it with `python -m app.whatsapp.simulator` (see `main`). Its `/_sim/` control API (JSON, no auth) changes
-latency, errors, throughput limits and webhook behaviour at run time, injects customer messages, and reports the
-ledger of accepted sends. The send route is plain WSGI on purpose: it is the hot path of every benchmark.
+Run it with `python -m app.whatsapp.simulator` (see `main`). Its `/_sim/` control API (JSON, no auth: for local
+runs only) changes latency, errors, throughput limits and webhook behaviour at run time, injects customer messages,
+and reports the ledger of accepted sends. The send route is plain WSGI on purpose: it is the hot path of every
+benchmark.
 """
 
 from __future__ import annotations
@@ -197,6 +198,8 @@ class Simulator:
     # --- /_sim control API -------------------------------------------------------------------------------------
 
     def _control(self, request: Request, action: str) -> Response:
+        if (refused := _control_refusal(request)) is not None:
+            return refused
         routes: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("GET", "health"): lambda r: (200, {"ok": True}, []),
             ("GET", "config"): lambda r: (200, config_to_json(self.config), []),
@@ -243,6 +246,18 @@ class Simulator:
         delivered, outcome = self.webhooks.post_now(body)
         return (200 if delivered else 502), {"wamid": wamid, "context_id": context_id, "delivered": delivered,
                                              "outcome": outcome}, []
+
+
+def _control_refusal(request: Request) -> Response | None:
+    """No auth, so only the simulator's own origin and tools (which send no Origin) may use the control API: a
+    page on another site could otherwise inject "customer" messages with a text/plain POST, which needs no
+    CORS preflight; requiring JSON makes a browser ask first, and the simulator never says yes."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return 403, {"error": f"The control API refuses requests from another origin ({origin})."}, []
+    if request.method == "POST" and request.mimetype != "application/json":
+        return 415, {"error": "The control API takes JSON: send Content-Type: application/json."}, []
+    return None
 
 
 def _inbound_change(config: SimulatorConfig, spec: dict[str, Any],

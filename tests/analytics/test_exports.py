@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import stat
 from datetime import timedelta
 
 from openpyxl import load_workbook
@@ -105,7 +106,8 @@ def test_bad_export_requests_are_refused_kindly(app, staff_client):
     assert staff_client.post("/messages/export", data={"kind": "messages", "fmt": "csv"}).status_code == 400  # CSRF
 
 
-def test_a_large_export_runs_as_a_job_with_progress_and_a_download(app, staff_client, monkeypatch, tmp_path):
+def test_a_large_export_runs_as_a_job_with_progress_and_a_download(app, staff_client, monkeypatch, tmp_path,
+                                                                  umask_022):
     app.config["INSTANCE_DIR"] = str(tmp_path)
     monkeypatch.setattr(message_export, "LARGE", 3)
     monkeypatch.setattr(message_export, "PROGRESS_EVERY", 2)
@@ -127,7 +129,9 @@ def test_a_large_export_runs_as_a_job_with_progress_and_a_download(app, staff_cl
     assert file.status_code == 200 and "diwali-offer-recipients.csv" in file.headers["Content-Disposition"]
     header, *rows = read_csv(file)
     assert header[0] == "Phone" and len(rows) == 5 and phone(1) in {row[0] for row in rows}
-    assert list((tmp_path / "exports").iterdir())  # written under INSTANCE_DIR/exports
+    [written] = (tmp_path / "exports").iterdir()  # written under INSTANCE_DIR/exports, for its owner only
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "exports").stat().st_mode) == 0o700
 
 
 def test_a_large_log_export_to_excel_reports_progress_in_the_job_meta(app, staff_client, monkeypatch, tmp_path):

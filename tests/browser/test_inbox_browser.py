@@ -14,6 +14,7 @@ from app.whatsapp.sim_config import SimulatorConfig, WebhookBehaviour
 from app.whatsapp.sim_server import SimulatorServer
 from app.whatsapp.simulator import create_simulator
 from tests.browser.conftest import screenshot, sign_in
+from tests.factories.inbox import conversation_of
 
 TOKEN, SECRET, PHONE_NUMBER_ID, WABA_ID = "inbox-token", "inbox-app-secret", "106540352242922", "102290129340398"
 ASHA = "919800000001"
@@ -55,6 +56,10 @@ def test_a_customer_writes_staff_answer_and_see_it_delivered(app, live_server, s
 
     row.click()
     page.wait_for_selector("text=Is the blue kurta in stock?")
+    # Opening it posts (htmx, with the CSRF header) to mark it read: the nav badge and the list's count go at once.
+    page.wait_for_selector("#nav-unread .badge", state="detached", timeout=5_000)
+    page.wait_for_selector(".inbox-row.is-current .inbox-unread", state="detached", timeout=5_000)
+    assert conversation_of(app, ASHA).unread == 0
     assert page.locator("[data-window=open]").count() == 1
     page.fill("#reply-body", "Yes! Size M and L are in stock.")
     page.click("#reply-form button[type=submit]")

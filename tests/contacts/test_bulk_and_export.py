@@ -124,3 +124,21 @@ def test_xlsx_export_types_phones_as_text_and_neutralises(staff_client, risky):
     assert sheet.cell(row=3, column=1).data_type == "s"
     assert rows[2][1] == "'=cmd|' /C calc'!A0"
     assert sheet.cell(row=3, column=2).data_type == "s"  # text, never a formula
+
+
+EVIL_FIELD = '=HYPERLINK("http://evil.example","x")'
+
+
+def test_csv_export_neutralises_field_names_in_the_header(staff_client, make_contact):
+    make_contact("+919876543210", "Asha", attributes={EVIL_FIELD: "v"})
+    body = staff_client.get("/contacts/export.csv").get_data(as_text=True)
+    header = next(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+    assert header[-1] == "'" + EVIL_FIELD
+
+
+def test_xlsx_export_header_is_text_never_a_formula(staff_client, make_contact):
+    make_contact("+919876543210", "Asha", attributes={EVIL_FIELD: "v"})
+    sheet = load_workbook(io.BytesIO(staff_client.get("/contacts/export.xlsx").data)).active
+    heading = sheet.cell(row=1, column=sheet.max_column)
+    assert heading.value == "'" + EVIL_FIELD and heading.data_type == "s"
+    assert sheet.cell(row=1, column=1).value == "phone"

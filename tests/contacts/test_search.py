@@ -77,6 +77,20 @@ def test_pagination_keeps_filters_in_links(app, staff_client, make_contact):
     assert "Person 50" in second and "Person 00" not in second and "← Previous" in second
 
 
+@pytest.mark.parametrize(("page", "shown"), [("9999999999999999999999", True), ("²", None), ("-3", None),
+                                           ("0", None), ("abc", None)])
+def test_page_numbers_a_database_cannot_take_are_clamped_or_ignored(staff_client, people, page, shown):
+    response = staff_client.get(f"/contacts/?page={page}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    if shown:  # past the end: an empty page, with the way back
+        assert "Asha Verma" not in html and "← Previous" in html
+    else:  # not a page number: the first page
+        assert "Asha Verma" in html and "← Previous" not in html
+    assert staff_client.get(f"/contacts/count?page={page}").status_code == 200
+    assert staff_client.get(f"/contacts/export.csv?page={page}").status_code == 200
+
+
 def test_htmx_request_gets_only_the_results_fragment(staff_client, people):
     full = staff_client.get("/contacts/?q=asha")
     fragment = staff_client.get("/contacts/?q=asha", headers={"HX-Request": "true", "HX-Target": "contact-results"})
@@ -102,6 +116,33 @@ def test_admin_sees_and_restores_deleted_contacts(admin_client, people):
     token = csrf_token_from(_page(admin_client))
     admin_client.post(f"/contacts/{people['gone']}/restore", data={"csrf_token": token})
     assert "Deleted Person" in _page(admin_client)
+
+
+@pytest.mark.parametrize("action", ["opt-out", "undo-opt-out", "delete"])
+def test_staff_cannot_change_a_deleted_contact(app, staff_client, people, action):
+    token = csrf_token_from(_page(staff_client))
+    response = staff_client.post(f"/contacts/{people['gone']}/{action}", data={"csrf_token": token})
+    assert response.status_code == 404
+    with app.app_context():
+        gone = db.session.get(Contact, people["gone"])
+        assert gone.opted_out_at is None and gone.deleted_at == datetime(2026, 2, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("action", "message"), [("opt-out", "This contact is deleted: restore it first."),
+                                                 ("delete", "This contact is already deleted.")])
+def test_admin_is_told_a_deleted_contact_cannot_change(app, admin_client, people, action, message):
+    token = csrf_token_from(_page(admin_client))
+    response = admin_client.post(f"/contacts/{people['gone']}/{action}", data={"csrf_token": token},
+                                 follow_redirects=True)
+    assert message in response.get_data(as_text=True)
+    with app.app_context():
+        gone = db.session.get(Contact, people["gone"])
+        assert gone.opted_out_at is None and gone.deleted_at == datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def test_changing_an_unknown_contact_is_404(staff_client):
+    token = csrf_token_from(_page(staff_client))
+    assert staff_client.post("/contacts/999999/opt-out", data={"csrf_token": token}).status_code == 404
 
 
 def test_contact_page_explains_opt_out(staff_client, people):
@@ -158,6 +199,17 @@ def test_attribute_value_without_name_is_rejected(staff_client):
     response = staff_client.post("/contacts/new", data={"csrf_token": token, "phone": "9876543210",
                                                         "attr_key": [""], "attr_value": ["orphan"]})
     assert response.status_code == 422 and "needs a field name" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("field", ['=HYPERLINK("http://evil.example","x")', "+1", "-2", "@SUM(A1)"])
+def test_field_name_a_spreadsheet_would_run_is_refused(app, staff_client, field):
+    token = csrf_token_from(_page(staff_client, "new"))
+    response = staff_client.post("/contacts/new", data={"csrf_token": token, "phone": "9876543210",
+                                                        "attr_key": [field], "attr_value": ["x"]})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "cannot start with" in html
+    with app.app_context():
+        assert db.session.scalar(db.select(Contact)) is None
 
 
 def test_edit_contact(app, staff_client, people):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 
@@ -64,6 +66,28 @@ def test_a_regex_rule(hooks):
     writes(hooks, RAVI, "well hello", name="Ravi")
     assert [m.body for m in _auto_replies(hooks.app)] == ["Hello! How can we help?"]
     assert _auto_replies(hooks.app, RAVI) == []
+
+
+def test_a_catastrophic_pattern_answers_at_once():
+    rule = AutoReplyRule(match_kind="regex", pattern="^(a+)+$")
+    started = time.monotonic()
+    # On a backtracking engine this took seconds, doubling with each extra "a".
+    assert not auto_replies.matches(rule, "a" * 26 + "!")
+    assert auto_replies.matches(rule, "A" * 26)  # still ignoring case
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_saved_pattern_the_engine_refuses_is_not_run_and_the_rules_page_says_so(hooks, admin_client):
+    rule_id = _rule(hooks.app, name="Old lookbehind", match_kind="regex", keywords=[], pattern=r"(?<!no )price")
+    writes(hooks, ASHA, "price please")
+    assert _auto_replies(hooks.app) == []
+    html = admin_client.get("/admin/auto-replies/").get_data(as_text=True)
+    assert "1 rule is not running" in html
+    row = html[html.index(f'data-rule-id="{rule_id}"'):]
+    row = row[:row.index("</tr>")]
+    assert "not running" in row and "cannot compile it: invalid perl operator: (?&lt;!" in row
+    with hooks.app.app_context():
+        assert db.session.get(AutoReplyRule, rule_id).active  # kept as the admin left it, only not run
 
 
 def test_a_template_reply_fills_its_variables(hooks):
@@ -160,6 +184,8 @@ def test_admin_creates_edits_and_deletes_a_rule(app, admin_client):
 
 @pytest.mark.parametrize(("fields", "error"), [
     ({"match_kind": "regex", "pattern": "(unclosed"}, "not a valid regular expression"),
+    ({"match_kind": "regex", "pattern": r"(ha)\1"}, "Backreferences such as \\1"),
+    ({"match_kind": "regex", "pattern": r"price(?!less)"}, "cannot compile it: invalid perl operator: (?!"),
     ({"keywords": "stop, price"}, "stop is an opt-out/opt-in word"),
     ({"keywords": ""}, "at least one keyword"),
     ({"reply_text": ""}, "Write the reply"),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from app.extensions import db
 from app.models import Message, MessageTemplate, TemplateStatus
 from app.services.inbox import conversations as inbox
-from tests.conftest import run_jobs
+from tests.conftest import csrf_token_from, run_jobs
 from tests.factories import webhooks as support
 from tests.factories.inbox import ASHA, RAVI, contact_id, conversation_of, post_form, unread_in_list, writes
 from tests.factories.webhooks import inbound_body, statuses_body, text
@@ -58,9 +58,33 @@ def test_a_customer_message_starts_a_conversation_with_unread_counts(hooks, staf
 
     page = staff_client.get(f"/inbox/{asha}").get_data(as_text=True)
     assert "Is the blue kurta in stock?" in page
+    assert conversation_of(hooks.app, ASHA).unread == 2  # a GET (a link from anywhere) changes nothing
+    assert f'hx-post="/inbox/{asha}/read" hx-trigger="load"' in page  # the open page marks it read
+
+    read = _read(staff_client, asha, page)
+    assert read.status_code == 200 and read.headers["HX-Trigger"] == "inbox-read"  # the list refreshes
+    body = read.get_data(as_text=True)
+    assert body.lstrip().startswith('<div id="thread"') and "Is the blue kurta in stock?" in body
+    assert 'id="nav-unread" hx-swap-oob="true"' in body and 'title="1 conversation with unread messages">1<' in body
     html = staff_client.get("/inbox/?filter=unread").get_data(as_text=True)
     assert "Asha Rao" not in html and unread_in_list(html, ravi) == 1
     assert conversation_of(hooks.app, ASHA).unread == 0
+    assert "HX-Trigger" not in _read(staff_client, asha, page).headers  # nothing more to mark
+
+
+def _read(client, contact: int, page: str):
+    """What the conversation page's htmx sends to mark it read: a POST with the page's CSRF header."""
+    return client.post(f"/inbox/{contact}/read", headers={"HX-Request": "true", "X-CSRFToken": csrf_token_from(page)})
+
+
+def test_marking_read_needs_a_post_with_the_csrf_token(hooks, staff_client):
+    writes(hooks, ASHA, "hello")
+    asha = contact_id(hooks.app, ASHA)
+    assert staff_client.get(f"/inbox/{asha}/read").status_code == 405
+    assert staff_client.post(f"/inbox/{asha}/read", headers={"HX-Request": "true"}).status_code == 400
+    assert conversation_of(hooks.app, ASHA).unread == 1
+    assert staff_client.post("/inbox/999999/read", headers={
+        "X-CSRFToken": csrf_token_from(staff_client.get("/inbox/").get_data(as_text=True))}).status_code == 404
 
 
 def test_search_by_name_or_phone(hooks, staff_client):
@@ -76,11 +100,13 @@ def test_list_and_thread_are_live_fragments(hooks, staff_client):
     asha = contact_id(hooks.app, ASHA)
     fragment = staff_client.get("/inbox/", headers={"HX-Request": "true", "HX-Target": "conversation-list"})
     body = fragment.get_data(as_text=True)
-    assert body.lstrip().startswith('<div id="conversation-list"') and 'hx-trigger="every 4s"' in body
+    assert body.lstrip().startswith('<div id="conversation-list"')
+    assert 'hx-trigger="every 4s, inbox-read from:body"' in body
     assert "<html" not in body
     writes(hooks, ASHA, "second, while staff watch")
-    thread = staff_client.get(f"/inbox/{asha}", headers={"HX-Request": "true", "HX-Target": "thread"})
-    body = thread.get_data(as_text=True)
+    page = staff_client.get(f"/inbox/{asha}").get_data(as_text=True)
+    assert f'hx-post="/inbox/{asha}/read" hx-trigger="every 3s"' in page  # new messages are read as they come
+    body = _read(staff_client, asha, page).get_data(as_text=True)
     assert body.lstrip().startswith('<div id="thread"') and "second, while staff watch" in body and "<html" not in body
 
 

@@ -9,6 +9,7 @@ from app.whatsapp.events import InboundMessage, StatusEvent, TemplateStatusEvent
 from app.whatsapp.webhook import parse_envelope, verify_signature
 
 APP_SECRET = "test-app-secret"  # the sim_server fixture's settings
+ACCESS_TOKEN = "test-access-token"
 PHONE_NUMBER_ID = "106540352242922"
 WABA_ID = "102290129340398"
 ORDER = [body_parameters(["Asha", "#1042"])]
@@ -117,7 +118,7 @@ def test_reset_clears_ledger_and_config(wa_client, sim_api):
     assert requests.post(f"{sim_api.url}/_sim/reset", json={"keep_config": True}, timeout=5).ok
     assert sim_api.ledger()["accepted"] == 0
     assert requests.get(f"{sim_api.url}/_sim/config", timeout=5).json()["latency_ms"] == 5
-    requests.post(f"{sim_api.url}/_sim/reset", timeout=5)
+    assert requests.post(f"{sim_api.url}/_sim/reset", json={}, timeout=5).ok
     assert requests.get(f"{sim_api.url}/_sim/config", timeout=5).json()["latency_ms"] == 0
 
 
@@ -190,6 +191,38 @@ def test_inbound_rejects_bad_requests_and_reports_failed_delivery(sim_api, sim_r
     response = sim_api.inbound(**{"from": "919800000904", "text": "hello"})
     assert (response.status_code, response.json()["delivered"], response.json()["outcome"]) == (502, False,
                                                                                                "HTTP 500")
+
+
+def test_the_control_api_takes_only_json_posts(sim_api, sim_receiver):
+    # What a page on another site can send without asking first: a "simple" text/plain or form POST.
+    body = json.dumps({"from": "919800000905", "text": "injected"})
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = requests.post(f"{sim_api.url}/_sim/inbound", data=body, headers=headers, timeout=5)
+        assert response.status_code == 415 and "application/json" in response.json()["error"]
+    assert requests.post(f"{sim_api.url}/_sim/reset", timeout=5).status_code == 415
+    assert sim_receiver.received == []
+    assert sim_api.inbound(**{"from": "919800000905", "text": "from a test"}).status_code == 200
+
+
+def test_the_control_api_refuses_other_origins(sim_api, sim_receiver):
+    spec = {"from": "919800000906", "text": "injected"}
+    for origin in ("http://evil.example", "null", sim_api.url.replace("127.0.0.1", "localhost")):
+        response = requests.post(f"{sim_api.url}/_sim/inbound", json=spec, headers={"Origin": origin}, timeout=5)
+        assert response.status_code == 403 and "origin" in response.json()["error"]
+        assert requests.get(f"{sim_api.url}/_sim/config", headers={"Origin": origin}, timeout=5).status_code == 403
+    assert sim_receiver.received == []
+    own = requests.post(f"{sim_api.url}/_sim/inbound", json=spec, headers={"Origin": sim_api.url}, timeout=5)
+    assert own.status_code == 200  # the simulator's own page, and tools that send no Origin, are served
+
+
+def test_the_control_api_never_shows_the_secrets(sim_api):
+    shown = requests.get(f"{sim_api.url}/_sim/config", timeout=5)
+    updated = requests.post(f"{sim_api.url}/_sim/config", json={"app_secret": "a-new-app-secret-1234"}, timeout=5)
+    for text in (shown.text, updated.text):
+        assert ACCESS_TOKEN not in text and APP_SECRET not in text and "a-new-app-secret" not in text
+    assert shown.json()["access_token"] == "…oken" and updated.json()["app_secret"] == "…1234"
+    assert sim_api.simulator.config.app_secret == "a-new-app-secret-1234"  # set, only not echoed
 
 
 def test_template_creation_posts_status_webhook(wa_client, sim_api, sim_receiver):

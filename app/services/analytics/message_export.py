@@ -25,6 +25,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from app.clock import utcnow
+from app.config import private_folder
 from app.extensions import db
 from app.models import Campaign, Contact, Message
 from app.queues import redis_connection
@@ -223,6 +224,7 @@ def write_file(export_id: str, request: ExportRequest, progress: Callable[[int, 
     export = build(request)
     rows = _counted(export.rows, total, progress)
     partial = directory / f"{export_id}.{request.fmt}.part"
+    partial.touch(mode=0o600)  # customers' phone numbers: for the app's user only, whatever the process umask
     if request.fmt == "csv":
         with partial.open("w", encoding="utf-8", newline="") as handle:
             handle.writelines(spreadsheets.csv_stream(export.header, rows))
@@ -245,9 +247,7 @@ def _counted(rows: Iterable[list], total: int, progress: Callable[[int, int], No
 
 
 def exports_dir() -> Path:
-    directory = Path(current_app.config["INSTANCE_DIR"]) / "exports"
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    return private_folder(Path(current_app.config["INSTANCE_DIR"]) / "exports")
 
 
 def export_path(export_id: str, fmt: str) -> Path:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import defaultload
 
+from app import numbers
 from app.extensions import db
 from app.models import Campaign, Contact, Message, MessageStatus
 from app.services.analytics.campaign_report import explain
@@ -26,6 +27,7 @@ from app.whatsapp.errors import ERROR_TABLE
 
 PAGE_SIZE = 50
 CAMPAIGN_CHOICES = 500
+MAX_CODE = 999_999_999  # campaign ids and error codes typed in the filter: 9 digits fit an INTEGER column
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 S = MessageStatus
 STATUSES = {S.PENDING: "Waiting", S.SENDING: "Sending", S.SENT: "Sent", S.DELIVERED: "Delivered", S.READ: "Read",
@@ -53,8 +55,8 @@ class MessageFilter:
         criteria = cls(**values)
         if criteria.status not in STATUSES:
             criteria = replace(criteria, status="")
-        for name in ("campaign", "error"):  # ids and codes fit in an INTEGER column
-            if not (getattr(criteria, name).isdigit() and len(getattr(criteria, name)) <= 9):
+        for name in ("campaign", "error"):
+            if numbers.whole_number(getattr(criteria, name), MAX_CODE) is None:
                 criteria = replace(criteria, **{name: ""})
         return criteria
 
@@ -215,8 +217,11 @@ def parse_cursor(value: str) -> tuple[datetime, int] | None:
     match = CURSOR.match(value or "")
     if not match:
         return None
+    message_id = numbers.whole_number(match.group(2))
+    if message_id is None:
+        return None
     try:
-        return EPOCH + timedelta(microseconds=int(match.group(1))), int(match.group(2))
+        return EPOCH + timedelta(microseconds=int(match.group(1))), message_id
     except OverflowError:
         return None
 
@@ -263,6 +268,6 @@ def count_all(criteria: MessageFilter, region: str, zone: ZoneInfo) -> int:
 def error_choices(current: str = "") -> list[tuple[int, str]]:
     """Every error code we know, with its title, for the filter's drop-down (plus the chosen one if unknown)."""
     choices = {code: info.title for code, info in ERROR_TABLE.items()}
-    if current.isdigit():
-        choices.setdefault(int(current), "Other error")
+    if (code := numbers.whole_number(current, MAX_CODE)) is not None:
+        choices.setdefault(code, "Other error")
     return sorted(choices.items())

@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.clock import utcnow
 from app.extensions import db
 from app.models import Contact, OptOutSource, contact_tags
+from app.services import spreadsheets
 from app.services.admin import audit
 from app.services.contacts import phones, search, tags
 from app.services.errors import NotFound, ServiceError
@@ -47,6 +48,9 @@ def clean_attributes(pairs: list[tuple[str, str]]) -> dict[str, str]:
             continue
         if len(key) > 64 or len(value) > MAX_ATTRIBUTE_LENGTH:
             raise ServiceError(f"Field “{key[:30]}” is too long.", field="attributes")
+        if key.startswith(spreadsheets.FORMULA_TRIGGERS):
+            # Field names become export headings; a spreadsheet would run "=…" there as a formula.
+            raise ServiceError(f"Field name “{key[:30]}” cannot start with =, +, - or @.", field="attributes")
         attributes[key] = value
     if len(attributes) > MAX_ATTRIBUTES:
         raise ServiceError(f"A contact can have at most {MAX_ATTRIBUTES} fields.", field="attributes")
@@ -78,9 +82,16 @@ def _load(contact_id: int) -> Contact:
     return contact
 
 
+def _not_deleted(contact_id: int) -> Contact:
+    contact = _load(contact_id)
+    if contact.deleted_at is not None:
+        raise ServiceError("This contact is deleted: restore it first.")
+    return contact
+
+
 def opt_out(contact_id: int, source: str = OptOutSource.STAFF) -> Contact:
     """Opt a contact out of all future sends; the first opt-out's time and source are kept."""
-    contact = _load(contact_id)
+    contact = _not_deleted(contact_id)
     if contact.opted_out_at is None:
         contact.opted_out_at, contact.opt_out_source = utcnow(), source
         if source == OptOutSource.STAFF:
@@ -91,7 +102,7 @@ def opt_out(contact_id: int, source: str = OptOutSource.STAFF) -> Contact:
 
 def undo_staff_opt_out(contact_id: int) -> Contact:
     """Only a staff opt-out can be undone by staff: a customer's own STOP is final until they write START."""
-    contact = _load(contact_id)
+    contact = _not_deleted(contact_id)
     if contact.opted_out_at is None:
         return contact
     if contact.opt_out_source != OptOutSource.STAFF:
@@ -103,7 +114,10 @@ def undo_staff_opt_out(contact_id: int) -> Contact:
 
 
 def set_deleted(contact_id: int, deleted: bool) -> Contact:
+    """Move a contact to the deleted bin or back; ServiceError when it is there already (or not there)."""
     contact = _load(contact_id)
+    if (contact.deleted_at is not None) == deleted:
+        raise ServiceError("This contact is already deleted." if deleted else "This contact is not deleted.")
     contact.deleted_at = utcnow() if deleted else None
     audit.record("contact.delete" if deleted else "contact.restore",
                  f"{'Deleted' if deleted else 'Restored'} {contact.phone}", target=contact.phone)

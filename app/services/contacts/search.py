@@ -11,6 +11,7 @@ from sqlalchemy import Select, and_, exists, func, select
 
 from app.extensions import db
 from app.models import Contact, Tag, contact_tags
+from app.numbers import page_number
 from app.services.contacts import phones
 
 PAGE_SIZE = 50
@@ -41,7 +42,7 @@ class ContactFilter:
     def from_args(cls, args) -> ContactFilter:
         values = {f.name: (args.get(f.name) or "").strip() for f in fields(cls)}
         page = values.pop("page")
-        criteria = cls(**values, page=int(page) if page.isdigit() and int(page) > 0 else 1)
+        criteria = cls(**values, page=page_number(page))
         if criteria.status not in STATUSES:
             criteria = replace(criteria, status="active")
         if criteria.sort not in SORTS:

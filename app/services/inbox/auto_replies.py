@@ -25,6 +25,7 @@ from app.models import AutoReplyFiring, AutoReplyRule
 from app.services.admin import audit
 from app.services.errors import NotFound, ServiceError
 from app.services.inbox import conversations as inbox
+from app.services.inbox import patterns
 from app.services.inbox import replies as inbox_replies
 from app.services.templates import rendering
 from app.services.webhooks import opt_out
@@ -32,7 +33,7 @@ from app.services.webhooks.inbound import StoredMessage
 
 MAX_PER_HOUR = 3
 ANSWERED_TYPES = frozenset({"text", "button", "interactive"})
-MAX_MATCHED_TEXT = 1000  # regexes only ever see this much, so a costly pattern stays cheap
+MAX_MATCHED_TEXT = 1000  # regexes only ever see this much (RE2's time grows with the text)
 TOKENS = {"{name}": "name", "{phone}": "phone"}
 
 
@@ -84,7 +85,7 @@ def _first_match(rules: list[AutoReplyRule], item: StoredMessage, now: datetime)
 def matches(rule: AutoReplyRule, text: str) -> bool:
     """Keywords match as whole words or phrases, ignoring case and edge punctuation; a regex searches the text."""
     if rule.match_kind == "regex":
-        return bool(rule.pattern) and re.search(rule.pattern, text, re.IGNORECASE) is not None
+        return bool(rule.pattern) and patterns.search(rule.pattern, text)
     said = opt_out.normalise(text)
     return any(re.search(rf"(?<!\w){re.escape(opt_out.normalise(word))}(?!\w)", said)
                for word in rule.keywords or [] if opt_out.normalise(word))
@@ -119,7 +120,14 @@ def all_rules() -> list[AutoReplyRule]:
 
 
 def active_rules() -> list[AutoReplyRule]:
-    return [rule for rule in all_rules() if rule.active]
+    """Rules switched on, less any saved (before RE2) with a pattern RE2 cannot run; the rules page names those."""
+    return [rule for rule in all_rules() if rule.active and rule.id not in unusable_patterns([rule])]
+
+
+def unusable_patterns(rules: Iterable[AutoReplyRule]) -> dict[int, str]:
+    """{rule id: why its pattern cannot run} for regex rules the regex engine refuses."""
+    problems = {rule.id: patterns.problem(rule.pattern or "") for rule in rules if rule.match_kind == "regex"}
+    return {rule_id: problem for rule_id, problem in problems.items() if problem}
 
 
 def get_rule(rule_id: int) -> AutoReplyRule:
@@ -182,10 +190,9 @@ def _validated(rule: RuleInput) -> dict[str, Any]:
 def _matching(kind: str, rule: RuleInput) -> dict[str, Any]:
     if kind == "regex":
         pattern = rule.pattern.strip()
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ServiceError(f"The pattern is not a valid regular expression: {error}.", field="pattern") from None
+        problem = patterns.problem(pattern)
+        if problem:
+            raise ServiceError(f"The pattern is not a valid regular expression: {problem}", field="pattern")
         if not pattern or len(pattern) > 500:
             raise ServiceError("Write a pattern of at most 500 characters.", field="pattern")
         return {"pattern": pattern, "keywords": []}

@@ -121,17 +121,24 @@ def unread_total() -> int:
     return db.session.scalar(statement) or 0
 
 
-def thread(contact_id: int, mark_read: bool = True) -> Thread:
-    """The whole history with a contact, oldest first; opening it marks it read (commits)."""
+def thread(contact_id: int) -> Thread:
+    """The whole history with a contact, oldest first."""
     conversation = get_conversation(contact_id)
     statement = (select(Message).where(Message.contact_id == contact_id)
                  .options(selectinload(Message.campaign))
                  .order_by(Message.created_at.desc(), Message.id.desc()).limit(THREAD_LIMIT))
     messages = list(reversed(db.session.scalars(statement).unique().all()))
-    if mark_read and conversation.unread:
-        conversation.unread, conversation.last_read_at = 0, utcnow()
-        db.session.commit()
     return Thread(conversation, messages, window_for(conversation.last_inbound_at))
+
+
+def mark_read(contact_id: int) -> bool:
+    """Staff have the conversation open: clear its unread count (commits); False when nothing was unread."""
+    conversation = get_conversation(contact_id)
+    if not conversation.unread:
+        return False
+    conversation.unread, conversation.last_read_at = 0, utcnow()
+    db.session.commit()
+    return True
 
 
 def get_conversation(contact_id: int) -> Conversation:
