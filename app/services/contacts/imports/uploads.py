@@ -102,9 +102,10 @@ def inspect_file(path: Path, region: str, row_limit: int) -> Inspection:
 
 
 def first_rows(table: readers.Table, count: int) -> list[tuple[int, list[Any]]]:
+    """The first non-blank rows that could be read; an unreadable one is left to the import to report."""
     rows = []
     for row_number, values in table.rows():
-        if not is_blank(values):
+        if not is_blank(values) and not isinstance(values, readers.UnreadableRow):
             rows.append((row_number, values))
             if len(rows) == count:
                 break
