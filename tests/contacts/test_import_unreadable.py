@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Contact, ContactImport
 from app.services.contacts.imports import runs
-from tests.factories.imports import ImportPages, make_csv
+from tests.factories.imports import ImportPages, make_csv, write_xlsx_parts
 
 
 @pytest.fixture(autouse=True)
@@ -71,4 +71,19 @@ def test_an_over_long_field_is_reported_on_its_row_and_the_rest_imported(app, pa
     assert record.message is None
     [problem] = pages.problems(import_id)
     assert problem[0] == "62" and "longer than" in problem[3]
+
+
+def test_a_workbook_damaged_part_way_writes_nothing(app, pages, tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "BATCH_SIZE", 5)
+    cells = "".join(f'<row r="{number}"><c r="A{number}" t="inlineStr"><is><t>{phone(number)}</t></is></c></row>'
+                    for number in range(2, 70))
+    padding = " " * 300_000  # the damage lies past the part of the sheet the upload's preview reads
+    sheet = f'<row r="1"><c r="A1" t="inlineStr"><is><t>Phone</t></is></c></row>{cells}{padding}<row r="70"><c></row>'
+    import_id = pages.run(write_xlsx_parts(tmp_path / "damaged.xlsx", sheet, dimension="A1:A70"))
+
+    record = import_row(app, import_id)
+    assert record.status == "failed" and "damaged" in record.message and "Nothing was imported" in record.message
+    assert (record.processed_rows, record.created_count, contact_count(app)) == (0, 0, 0)
+    page = pages.client.get(f"/imports/{import_id}").get_data(as_text=True)
+    assert "Nothing was imported" in page
 
