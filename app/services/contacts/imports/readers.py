@@ -16,11 +16,10 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from app.services.contacts.imports.table import Row, Table, UnreadableRow, display_value
 from app.services.contacts.imports.xlsx import CORRUPT, XlsxWorkbook
 from app.services.errors import ServiceError
 
@@ -38,25 +37,6 @@ _SEP_HINT = re.compile(r"^\ufeff?sep=(.)\s*$")  # Excel's own "sep=;" first line
 MAX_ROW_CHARS = 100_000  # a CSV row longer than this is reported, not read (csv's own field limit is 131,072)
 
 
-@dataclass(frozen=True)
-class UnreadableRow:
-    """A row that could not be split into cells; it is reported on its row and not imported."""
-
-    start: str  # the row's first characters, to find it in the file
-    reason: str
-
-
-Row = list[Any] | UnreadableRow
-
-
-class Table(Protocol):
-    sheet_name: str | None
-
-    def estimated_rows(self) -> int | None: ...
-
-    def rows(self) -> Iterator[tuple[int, Row]]: ...
-
-
 def detect_format(path: Path) -> str:
     """csv, xlsx or xls from the file's first bytes (a renamed file still reads); raises for anything else."""
     with path.open("rb") as handle:
@@ -72,9 +52,10 @@ def detect_format(path: Path) -> str:
 
 
 @contextmanager
-def open_table(path: Path, file_format: str) -> Iterator[Table]:
+def open_table(path: Path, file_format: str, preview: bool = False) -> Iterator[Table]:
+    """The file as rows; preview=True (the upload) reads no more of an .xlsx sheet than a preview needs."""
     if file_format == XLSX:
-        with XlsxWorkbook(str(path)) as workbook:
+        with XlsxWorkbook(str(path), preview) as workbook:
             yield workbook
     elif file_format == XLS:
         yield XlsTable(path)
@@ -313,15 +294,3 @@ class _NullLog:
 
     def write(self, _text: str) -> None:
         pass
-
-
-def display_value(value: Any, limit: int = 80) -> str:
-    """A cell as short text for previews and problem reports."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, datetime):
-        value = value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,7 +8,7 @@ from typing import Any
 
 from app.services.contacts import phones
 from app.services.contacts.imports.columns import ColumnMapping, Role
-from app.services.contacts.imports.readers import Row, UnreadableRow, display_value
+from app.services.contacts.imports.table import Row, UnreadableRow, display_value
 from app.services.contacts.tags import MAX_TAG_LENGTH
 
 MAX_NAME_LENGTH = 255
