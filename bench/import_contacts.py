@@ -15,6 +15,15 @@ SQLite by default; --database-url postgresql://… creates (and drops) scratch d
 
 Prints one line per run, then one final JSON line with rows/s for each file, ours/naive and peak RSS. The
 machine has two cores: other work running beside the bench shows as seconds well above cpu_seconds.
+
+    python bench/import_contacts.py --hostile [--hostile-mb N]
+
+instead reads small workbooks that expand to N MB (default 256; issue 16 used 1024 and 100): one huge cell, a huge
+shared string table, workbook.xml padded with spaces, a sheet of blank rows without a <dimension>; and the
+100,000-row .xlsx. Each goes through our upload (create_import_from_path) and job (run_import), and through
+python-calamine opening the sheet for a preview and reading it whole, when it is importable (it is not a dependency:
+`pip install --target /tmp/calamine python-calamine==0.9.1` and run with PYTHONPATH=/tmp/calamine). Each run has
+its own process, under a 6 GB address-space limit. One line per run, then a final JSON line.
 """
 
 from __future__ import annotations
@@ -24,11 +33,13 @@ import csv
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from xml.sax.saxutils import escape
@@ -143,6 +154,133 @@ WORKBOOK_RELS = (f'<Relationships xmlns="http://schemas.openxmlformats.org/packa
                  "</Relationships>")
 
 
+# ---- hostile workbooks: small files that expand to a lot ------------------------------------------------
+
+def write_hostile(folder: Path, megabytes: int, normal: Path) -> dict[str, Path]:
+    """The shapes issue 16 found, streamed into the zip so that writing them never holds them in memory."""
+    size = megabytes * 1024 * 1024
+    files = {"normal_100k": normal}
+    head = ('<row r="1"><c r="A1" t="inlineStr"><is><t>Name</t></is></c>'
+            '<c r="B1" t="inlineStr"><is><t>Phone</t></is></c></row>')
+    first = '<row r="2"><c r="A2" t="inlineStr"><is><t>Ravi</t></is></c><c r="B2"><v>919876543210</v></c></row>'
+    cell = ('<row r="3"><c r="A3" t="inlineStr"><is><t>', (b"x" * (1 << 20) for _ in range(megabytes)),
+            '</t></is></c><c r="B3"><v>919812345678</v></c></row>')
+    files["huge_cell"] = _hostile_xlsx(folder / "huge-cell.xlsx", [head, first, *cell])
+    count = size // 24
+    shared_row = f'<row r="3"><c r="A3" t="s"><v>{count - 1}</v></c><c r="B3"><v>919812345678</v></c></row>'
+    strings = (b"".join(b"<si><t>s%09d</t></si>" % index for index in range(start, min(start + 50_000, count)))
+               for start in range(0, count, 50_000))
+    files["shared_strings"] = _hostile_xlsx(folder / "shared-strings.xlsx", [head, first, shared_row],
+                                            shared=['<sst xmlns="' + SHEET_NS + '">', strings, "</sst>"])
+    files["padded_workbook"] = _hostile_xlsx(folder / "padded-workbook.xlsx", [head, first],
+                                             workbook_padding=megabytes)
+    blank = (b"<row/>" * ((1 << 20) // 6) for _ in range(megabytes))
+    files["blank_rows"] = _hostile_xlsx(folder / "blank-rows.xlsx", [head, first, blank])
+    return files
+
+
+SHEET_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def _hostile_xlsx(path: Path, sheet_data: list, shared: list | None = None, workbook_padding: int = 0) -> Path:
+    sheet = [f'<worksheet xmlns="{SHEET_NS}"><sheetData>', *sheet_data, "</sheetData></worksheet>"]
+    relationships = WORKBOOK_RELS if shared else WORKBOOK_RELS.replace(
+        f'<Relationship Id="rId2" Type="{REL_NS}/sharedStrings" Target="sharedStrings.xml"/>', "")
+    padding = (b" " * (1 << 20) for _ in range(workbook_padding))
+    workbook = [f'<workbook xmlns="{SHEET_NS}" xmlns:r="{REL_NS}">', padding,
+                '<sheets><sheet name="Customers" sheetId="1" r:id="rId1"/></sheets></workbook>']
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", CONTENT_TYPES)
+        archive.writestr("_rels/.rels", ROOT_RELS)
+        archive.writestr("xl/_rels/workbook.xml.rels", relationships)
+        for name, parts in (("xl/workbook.xml", workbook), ("xl/worksheets/sheet1.xml", sheet),
+                            ("xl/sharedStrings.xml", shared)):
+            if parts:
+                with archive.open(name, "w", force_zip64=True) as part:
+                    for piece in parts:
+                        for chunk in [piece] if isinstance(piece, str | bytes) else piece:
+                            part.write(chunk.encode() if isinstance(chunk, str) else chunk)
+    return path
+
+
+def run_upload_and_job(app, path: Path) -> dict:
+    """Our upload (sniff and preview) and job (read, count, write), each timed, with peak RSS after each."""
+    from app.services.errors import ServiceError
+    from bench._common import contact_imports
+
+    contact_import = contact_imports()
+    actor = SimpleNamespace(id=None, is_admin=True, email="bench@example.com")
+    result = {"baseline_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    with app.app_context():
+        try:
+            with _timed(result, "upload"):
+                record = contact_import.create_import_from_path(path, path.name, None)
+        except ServiceError as error:
+            return result | {"outcome": f"refused at upload: {error.message}"}
+        choice = contact_import.MappingChoice(roles=dict(enumerate(record.mapping["roles"])), region="IN")
+        contact_import.start_import(record.id, choice, actor)
+        with _timed(result, "job"):
+            contact_import.run_import(record.id)
+        record = contact_import.get_import(record.id)
+        outcome = f"{record.status}: {record.processed_rows} rows, {record.problem_count} problems"
+    return result | {"outcome": outcome + (f"; {record.message}" if record.message else "")}
+
+
+def run_calamine(path: Path) -> dict:
+    """python-calamine: open the first sheet and take a preview's rows (the upload), then read every row (the job)."""
+    from python_calamine import CalamineWorkbook
+
+    result: dict = {"baseline_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    try:
+        with _timed(result, "upload"), CalamineWorkbook.from_path(str(path)) as workbook:
+            rows = workbook.get_sheet_by_index(0).iter_rows()
+            preview = [row for _, row in zip(range(51), rows, strict=False)]
+        with _timed(result, "job"), CalamineWorkbook.from_path(str(path)) as workbook:
+            count = sum(1 for _ in workbook.get_sheet_by_index(0).iter_rows())
+    except Exception as error:  # calamine raises its own errors, and MemoryError under the limit
+        return result | {"outcome": f"{type(error).__name__}: {str(error)[:120]}"}
+    return result | {"outcome": f"read {count} rows ({len(preview)} for the preview)"}
+
+
+@contextmanager
+def _timed(result: dict, phase: str):
+    started, cpu_started = time.perf_counter(), time.process_time()
+    try:
+        yield
+    finally:
+        result[f"{phase}_seconds"] = round(time.perf_counter() - started, 2)
+        result[f"{phase}_cpu_seconds"] = round(time.process_time() - cpu_started, 2)
+        result[f"{phase}_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def hostile(args: argparse.Namespace) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="import-hostile-"))
+    instance = folder / "instance"
+    (instance / "imports").mkdir(parents=True)
+    normal = folder / "customers-100k.xlsx"
+    write_xlsx(normal, args.xlsx_rows)
+    files = write_hostile(folder, args.hostile_mb, normal)
+    readers = ["ours"] + (["calamine"] if _has_calamine() else [])
+    results = {}
+    for name, file in files.items():
+        for reader in readers:
+            copy = instance / "imports" / f"{reader}-{file.name}"
+            shutil.copyfile(file, copy)
+            results[f"{name}/{reader}"] = run_child(reader, copy, f"sqlite:///{folder / f'{name}-{reader}.db'}",
+                                                    instance, 0) | {"file_kb": round(file.stat().st_size / 1024)}
+            print(f"{name}/{reader}: {json.dumps(results[f'{name}/{reader}'])}", flush=True)
+    print(json.dumps({"bench": "import_contacts_hostile", "expands_to_mb": args.hostile_mb, "runs": results}))
+
+
+def _has_calamine() -> bool:
+    try:
+        import python_calamine  # noqa: F401
+    except ImportError:
+        print("python-calamine is not installed: measuring our reader only", flush=True)
+        return False
+    return True
+
+
 # ---- one run per process -------------------------------------------------------------------------------
 
 def make_app(database_url: str, instance: Path):
@@ -214,9 +352,15 @@ def run_naive(app, path: Path, measured_rows: int) -> dict:
 
 
 def child(args: argparse.Namespace) -> None:
-    app = make_app(args.database_url, Path(args.instance))
     path = Path(args.file)
-    result = run_naive(app, path, args.naive_rows) if args.phase == "naive" else run_ours(app, path)
+    if args.phase == "calamine":
+        result = run_calamine(path)
+    else:
+        app = make_app(args.database_url, Path(args.instance))
+        if args.phase == "ours":
+            result = run_upload_and_job(app, path)
+        else:
+            result = run_naive(app, path, args.naive_rows) if args.phase == "naive" else run_ours(app, path)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
@@ -256,8 +400,17 @@ class Databases:
 def run_child(phase: str, file: Path, database: str, instance: Path, naive_rows: int) -> dict:
     command = [sys.executable, __file__, "--phase", phase, "--file", str(file), "--database-url", database,
                "--instance", str(instance), "--naive-rows", str(naive_rows)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, preexec_fn=_limit_memory, timeout=900)
+    if done.returncode != 0:  # a hostile file may kill a reader outright: that is the measurement
+        error = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"outcome": f"exit {done.returncode}: {error[:160]}", "seconds": round(time.perf_counter() - started, 1)}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _limit_memory() -> None:
+    limit = 6 * 1024**3  # a reader that wants more fails with MemoryError instead of starving the machine
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def main(args: argparse.Namespace) -> None:
@@ -311,7 +464,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--xlsx-rows", type=int, default=100_000)
     parser.add_argument("--csv-rows", type=int, default=1_000_000)
     parser.add_argument("--naive-rows", type=int, default=10_000)
-    parser.add_argument("--phase", choices=["xlsx", "csv", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--hostile", action="store_true", help="read hostile workbooks instead (see above)")
+    parser.add_argument("--hostile-mb", type=int, default=256, help="what each hostile workbook expands to")
+    parser.add_argument("--phase", choices=["xlsx", "csv", "naive", "ours", "calamine"], help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--instance", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -322,5 +477,7 @@ if __name__ == "__main__":
     arguments = parse_args()
     if arguments.phase:
         child(arguments)
+    elif arguments.hostile:
+        hostile(arguments)
     else:
         main(arguments)

@@ -274,7 +274,10 @@ def test_problem_report_defuses_spreadsheet_formulas(app, pages, tmp_path):
     assert values == ["'=HYPERLINK(\"http://x\")", "+91 5555"]
 
 
-def test_the_job_stops_at_the_row_limit_if_the_file_grew_past_it(app, pages, tmp_path):
+def test_the_job_checks_the_row_limit_before_writing_if_the_file_grew_past_it(app, pages, tmp_path, monkeypatch):
+    from app.services.contacts.imports import runs
+
+    monkeypatch.setattr(runs, "BATCH_SIZE", 2)
     rows = [["Phone"]] + [[f"98765432{index:02d}"] for index in range(6)]
     import_id = pages.upload_ok(make_csv(tmp_path / "g.csv", rows))
     app.config["IMPORT_MAX_ROWS"] = 4  # e.g. a workbook whose recorded size was wrong
@@ -282,3 +285,4 @@ def test_the_job_stops_at_the_row_limit_if_the_file_grew_past_it(app, pages, tmp
     run_jobs(app)
     record = import_row(app, import_id)
     assert record.status == "failed" and "more than 4 rows" in record.message
+    assert "Nothing was imported" in record.message and contacts(app) == {}

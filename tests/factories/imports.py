@@ -55,21 +55,37 @@ def make_shared_strings_xlsx(path: Path, rows: list[list[Any]]) -> Path:
             else:
                 parts.append(f'<x:c r="{reference}"><x:v>{value}</x:v></x:c>')
         cells.append(f'<x:row r="{number}">{"".join(parts)}</x:row>')
-    namespace = 'xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-    sheet = f'<x:worksheet {namespace}><x:sheetData>{"".join(cells)}</x:sheetData></x:worksheet>'
-    shared = "".join(f"<x:si><x:t>{escape(text)}</x:t></x:si>" for text in strings)
+    return write_xlsx_parts(path, "".join(cells), shared_strings=list(strings), prefix="x:")
+
+
+XLSX_NAMESPACE = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def write_xlsx_parts(path: Path, sheet_data: str, shared_strings: list[str] | None = None, prefix: str = "",
+                     dimension: str | None = None, workbook_padding: int = 0) -> Path:
+    """An .xlsx from raw sheetData XML (rows as written, damaged or hostile ones too), with a hidden first sheet.
+
+    workbook_padding adds that many spaces inside workbook.xml, as a zip bomb would (they compress to almost nothing).
+    """
+    namespace = f'xmlns{":" + prefix[:-1] if prefix else ""}="{XLSX_NAMESPACE}"'
+    size = f'<{prefix}dimension ref="{dimension}"/>' if dimension else ""
+    sheet = (f"<{prefix}worksheet {namespace}>{size}<{prefix}sheetData>{sheet_data}</{prefix}sheetData>"
+             f"</{prefix}worksheet>")
     relationships = ('<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
                      '<Relationship Id="rId1" Type="http://x/worksheet" Target="worksheets/sheet1.xml"/>'
                      '<Relationship Id="rId2" Type="http://x/sharedStrings" Target="/xl/sharedStrings.xml"/>'
                      "</Relationships>")
-    workbook = (f'<x:workbook {namespace} xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/'
-                'relationships"><x:sheets><x:sheet name="Hidden" state="hidden" r:id="rId9"/>'
-                '<x:sheet name="Customers" r:id="rId1"/></x:sheets></x:workbook>')
-    with zipfile.ZipFile(path, "w") as archive:
+    workbook = (f'<{prefix}workbook {namespace} xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/'
+                f'relationships">{" " * workbook_padding}<{prefix}sheets><{prefix}sheet name="Hidden" state="hidden" '
+                f'r:id="rId9"/><{prefix}sheet name="Customers" r:id="rId1"/></{prefix}sheets></{prefix}workbook>')
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/workbook.xml", workbook)
         archive.writestr("xl/_rels/workbook.xml.rels", relationships)
         archive.writestr("xl/worksheets/sheet1.xml", sheet)
-        archive.writestr("xl/sharedStrings.xml", f"<x:sst {namespace}>{shared}</x:sst>")
+        if shared_strings is not None:
+            shared = "".join(f"<{prefix}si><{prefix}t>{escape(text)}</{prefix}t></{prefix}si>"
+                             for text in shared_strings)
+            archive.writestr("xl/sharedStrings.xml", f"<{prefix}sst {namespace}>{shared}</{prefix}sst>")
     return path
 
 

@@ -1,22 +1,25 @@
 """Uploaded files as rows, whatever their format: content sniffing, CSV encodings and delimiters, .xls, .xlsx.
 
 Every reader yields (row number as the spreadsheet shows it, list of cell values) and streams, except xlrd,
-which has no streaming mode (legacy .xls files are small: 65,536 rows at most).
+which has no streaming mode (legacy .xls files are small: 65,536 rows at most). A row that can't be read on its
+own (far too long, or a quote never closed) comes as an `UnreadableRow` instead of cells, so it is reported and
+the rows after it are still read; a file that can't be read past some point raises ServiceError.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import logging
 import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from app.services.contacts.imports.table import Row, Table, UnreadableRow, display_value
 from app.services.contacts.imports.xlsx import CORRUPT, XlsxWorkbook
 from app.services.errors import ServiceError
 
@@ -31,14 +34,7 @@ _ZIP = b"PK\x03\x04"
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _DELIMITERS = (",", ";", "\t", "|")
 _SEP_HINT = re.compile(r"^\ufeff?sep=(.)\s*$")  # Excel's own "sep=;" first line
-
-
-class Table(Protocol):
-    sheet_name: str | None
-
-    def estimated_rows(self) -> int | None: ...
-
-    def rows(self) -> Iterator[tuple[int, list[Any]]]: ...
+MAX_ROW_CHARS = 100_000  # a CSV row longer than this is reported, not read (csv's own field limit is 131,072)
 
 
 def detect_format(path: Path) -> str:
@@ -56,9 +52,10 @@ def detect_format(path: Path) -> str:
 
 
 @contextmanager
-def open_table(path: Path, file_format: str) -> Iterator[Table]:
+def open_table(path: Path, file_format: str, preview: bool = False) -> Iterator[Table]:
+    """The file as rows; preview=True (the upload) reads no more of an .xlsx sheet than a preview needs."""
     if file_format == XLSX:
-        with XlsxWorkbook(str(path)) as workbook:
+        with XlsxWorkbook(str(path), preview) as workbook:
             yield workbook
     elif file_format == XLS:
         yield XlsTable(path)
@@ -97,15 +94,84 @@ class CsvTable:
                 last = chunk
         return newlines + (0 if last.endswith(b"\n") else 1) - self.skip_hint_line
 
-    def rows(self) -> Iterator[tuple[int, list[Any]]]:
+    def rows(self) -> Iterator[tuple[int, Row]]:
         with self.path.open(encoding=self.encoding, newline="") as handle:
             if self.skip_hint_line:
                 handle.readline()
-            reader = csv.reader(handle, delimiter=self.delimiter)
-            try:
-                yield from enumerate(reader, start=1)
-            except csv.Error as error:
-                raise ServiceError(f"This CSV file could not be read past line {reader.line_num}: {error}.") from error
+            lines = _RowLines(handle)
+            reader = csv.reader(lines, delimiter=self.delimiter)
+            for row_number in itertools.count(1):
+                lines.start_row()
+                try:
+                    values: Row = next(reader)
+                except StopIteration:
+                    return
+                except _Unreadable as unreadable:
+                    values = lines.skip_row(unreadable.reason)
+                except csv.Error as error:
+                    raise ServiceError(f"This CSV file could not be read past row {row_number}: {error}.") from error
+                yield row_number, values
+
+
+class _Unreadable(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+UNCLOSED_QUOTE = 'A quote (") opened in this row is never closed; the row was not imported'
+QUOTE_TOO_LONG = f'A quote (") opened in this row is not closed within {MAX_ROW_CHARS:,} characters; not imported'
+ROW_TOO_LONG = f"This row is longer than {MAX_ROW_CHARS:,} characters; it was not imported"
+
+
+class _RowLines:
+    """The file's lines for csv.reader, kept a row at a time so that an unreadable row can be skipped alone.
+
+    csv.reader asks for another line within a row only while a quoted cell is open, so running out of lines
+    mid-row means a quote was never closed. Either that or a row past MAX_ROW_CHARS makes the row unreadable:
+    it is reported, and reading resumes on the line after its first, so the rows a stray quote would swallow
+    (into one cell, as Excel does) are read one by one. No line is held longer than MAX_ROW_CHARS.
+    """
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.again: list[str] = []  # lines to read again after an unreadable row, last first
+        self.row: list[str] = []
+        self.chars = 0
+        self.cut: str | None = None  # the line whose end is still in the file, past MAX_ROW_CHARS
+
+    def __iter__(self) -> _RowLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.again.pop() if self.again else self._read()
+        if not line:
+            if self.row:
+                raise _Unreadable(UNCLOSED_QUOTE)
+            raise StopIteration
+        self.row.append(line)
+        self.chars += len(line)
+        if self.chars > MAX_ROW_CHARS:
+            raise _Unreadable(QUOTE_TOO_LONG if len(self.row) > 1 else ROW_TOO_LONG)
+        return line
+
+    def start_row(self) -> None:
+        self.row, self.chars = [], 0
+
+    def skip_row(self, reason: str) -> UnreadableRow:
+        """The row as a problem; its lines after the first are read again."""
+        first, *rest = self.row
+        self.again.extend(reversed(rest))
+        if first is self.cut:
+            while (part := self.handle.readline(MAX_ROW_CHARS)) and not part.endswith(("\n", "\r")):
+                pass
+            self.cut = None
+        return UnreadableRow(display_value(first), reason)
+
+    def _read(self) -> str:
+        line = self.handle.readline(MAX_ROW_CHARS + 1)
+        if len(line) > MAX_ROW_CHARS and not line.endswith(("\n", "\r")):
+            self.cut = line
+        return line
 
 
 def detect_encoding(path: Path) -> str:
@@ -228,15 +294,3 @@ class _NullLog:
 
     def write(self, _text: str) -> None:
         pass
-
-
-def display_value(value: Any, limit: int = 80) -> str:
-    """A cell as short text for previews and problem reports."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, datetime):
-        value = value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,7 +8,7 @@ from typing import Any
 
 from app.services.contacts import phones
 from app.services.contacts.imports.columns import ColumnMapping, Role
-from app.services.contacts.imports.readers import display_value
+from app.services.contacts.imports.table import Row, UnreadableRow, display_value
 from app.services.contacts.tags import MAX_TAG_LENGTH
 
 MAX_NAME_LENGTH = 255
@@ -44,7 +44,9 @@ class Batch:
     problems: list[Problem] = field(default_factory=list)
 
 
-def is_blank(row: list[Any]) -> bool:
+def is_blank(row: Row) -> bool:
+    if isinstance(row, UnreadableRow):
+        return False
     return all(value is None or (isinstance(value, str) and not value.strip()) for value in row)
 
 
@@ -61,8 +63,12 @@ class RecordBuilder:
         # E.164 digits as an int → first row holding it: ~70 bytes a number, 70 MB for a million.
         self.first_row_of: dict[int, int] = {}
 
-    def add(self, batch: Batch, row_number: int, row: list[Any]) -> None:
+    def add(self, batch: Batch, row_number: int, row: Row) -> None:
         batch.rows += 1
+        if isinstance(row, UnreadableRow):
+            batch.invalid += 1
+            batch.problems.append(Problem(row_number, "", row.start, row.reason))
+            return
         cell = row[self.phone_index] if self.phone_index < len(row) else None
         numbers = phones.split_phone_numbers(cell) or [None]
         details = None

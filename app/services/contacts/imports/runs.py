@@ -93,7 +93,8 @@ def mark_failed(import_id: int, message: str) -> None:
 
 
 def run_import(import_id: int) -> None:
-    """The job's work: read the file in batches, write each, keep the counters, and stop when asked to."""
+    """The job's work: read the whole file once (nothing is written if it can't be), then write it in batches,
+    keeping the counters, and stop when asked to."""
     if not transition(import_id, ImportStatus.RUNNING, started_at=utcnow()):
         db.session.commit()
         return  # cancelled before a worker picked it up
@@ -103,7 +104,7 @@ def run_import(import_id: int) -> None:
         status, message = _import_rows(contact_import)
     except ServiceError as error:  # the file turned out unreadable part-way
         db.session.rollback()
-        status, message = ImportStatus.FAILED, error.message
+        status, message = ImportStatus.FAILED, f"{error.message} {_kept_message(contact_import)}"
     _finish(contact_import, status, message)
 
 
@@ -123,11 +124,11 @@ def _import_rows(contact_import: ContactImport) -> tuple[ImportStatus, str | Non
     if not path.exists():  # e.g. a worker on another machine that doesn't share the instance folder
         raise ServiceError(f"The uploaded file is missing from {path.parent} on the worker. Upload it again.")
     with readers.open_table(path, contact_import.file_format) as table:
+        contact_import.total_rows = _count_rows(table, contact_import.has_header, limit)
+        db.session.commit()
         batch = Batch()
         for row_number, values in _data_rows(table, contact_import.has_header):
             builder.add(batch, row_number, values)
-            if contact_import.processed_rows + batch.rows > limit:
-                raise ServiceError(f"The file has more than {limit:,} rows; the rows before that were imported.")
             if batch.rows >= BATCH_SIZE:
                 if not _write(contact_import, batch, options):
                     return ImportStatus.CANCELLED, _cancelled_message(contact_import)
@@ -136,12 +137,22 @@ def _import_rows(contact_import: ContactImport) -> tuple[ImportStatus, str | Non
     return ImportStatus.COMPLETED, None
 
 
-def _data_rows(table: readers.Table, has_header: bool) -> Iterator[tuple[int, list[Any]]]:
+def _count_rows(table: readers.Table, has_header: bool, limit: int) -> int:
+    """Read the whole file before writing anything: a file that can't be read to the end imports nothing."""
+    count = 0
+    for count, _ in enumerate(_data_rows(table, has_header), start=1):
+        if count > limit:
+            raise ServiceError(f"The file has more than {limit:,} rows. Split it into smaller files and import each.")
+    return count
+
+
+def _data_rows(table: readers.Table, has_header: bool) -> Iterator[tuple[int, readers.Row]]:
+    """Non-blank rows after the header (the first readable one, as the upload's preview chose it)."""
     header_pending = has_header
     for row_number, values in table.rows():
         if is_blank(values):
             continue
-        if header_pending:
+        if header_pending and not isinstance(values, readers.UnreadableRow):
             header_pending = False
             continue
         yield row_number, values
@@ -168,6 +179,13 @@ def _save_problems(contact_import: ContactImport, problems: list) -> None:
     if problems and room > 0:
         write_problems(contact_import.id, problems[:room])
     contact_import.problem_count += len(problems)
+
+
+def _kept_message(contact_import: ContactImport) -> str:
+    """After a rollback: what the committed batches left (none when the check before writing failed)."""
+    if not contact_import.processed_rows:
+        return "Nothing was imported."
+    return f"The first {contact_import.processed_rows:,} rows were imported and have been kept."
 
 
 def _cancelled_message(contact_import: ContactImport) -> str:

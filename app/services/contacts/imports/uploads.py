@@ -83,7 +83,7 @@ def create_import_from_path(path: Path, file_name: str, user_id: int | None) -> 
 def inspect_file(path: Path, region: str, row_limit: int) -> Inspection:
     """Header, columns, a preview, a guessed mapping and the row count; raises ServiceError for unusable files."""
     file_format = readers.detect_format(path)
-    with readers.open_table(path, file_format) as table:
+    with readers.open_table(path, file_format, preview=True) as table:
         first = first_rows(table, SAMPLE_ROWS + 1)
         if not first:
             raise ServiceError("The file is empty: there are no rows in it.")
@@ -102,9 +102,10 @@ def inspect_file(path: Path, region: str, row_limit: int) -> Inspection:
 
 
 def first_rows(table: readers.Table, count: int) -> list[tuple[int, list[Any]]]:
+    """The first non-blank rows that could be read; an unreadable one is left to the import to report."""
     rows = []
     for row_number, values in table.rows():
-        if not is_blank(values):
+        if not is_blank(values) and not isinstance(values, readers.UnreadableRow):
             rows.append((row_number, values))
             if len(rows) == count:
                 break
@@ -130,10 +131,13 @@ def _trimmed(values: list[Any]) -> list[Any]:
 
 
 def _data_row_count(table: readers.Table, header_row: int, sampled: int, row_limit: int) -> int:
-    """Rows under the header: the format's quick estimate, counted exactly when it is missing or over the limit."""
+    """Rows under the header: the format's quick estimate, counted when it is over the limit (as far as a preview
+    reads). 0 when the format has no estimate (an .xlsx without <dimension>): the job counts every row anyway."""
     estimate = table.estimated_rows()
-    data_rows = max(estimate - header_row, sampled) if estimate is not None else None
-    if data_rows is None or data_rows > row_limit:
+    if estimate is None:
+        return 0
+    data_rows = max(estimate - header_row, sampled)
+    if data_rows > row_limit:
         data_rows = sum(1 for _ in _rows_after(table, header_row, row_limit + 1))
     if data_rows > row_limit:
         raise ServiceError(f"The file has more than {row_limit:,} rows. Split it into smaller files and import each.")

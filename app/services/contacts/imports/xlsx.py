@@ -1,13 +1,21 @@
-"""A streaming .xlsx reader: the first visible sheet's rows, straight from the zip with expat.
+"""A streaming .xlsx reader: the first visible sheet's rows, straight from the zip with expat, within fixed bounds.
 
 openpyxl's read-only mode streams too, but builds an object per cell: on a 100,000-row sheet it took
 13 s here against 1.7 s for this reader, so the import reads sheet XML itself and borrows only
-openpyxl's number-format rules for telling dates from numbers.
+openpyxl's number-format rules for telling dates from numbers. python-calamine (Rust) reads that sheet in 0.4 s
+of CPU against our 1.1 s, but builds the whole sheet in memory before the first row, so the upload's preview
+would cost what the import does and a huge cell its full size; bounding it would take these same checks of ours
+around it (bench/import_contacts.py --hostile has the figures).
+
+A workbook is a zip: a 1 MB upload can expand to gigabytes. So every part is streamed, never read whole, and
+stops at a cap on its size (xlsx_parts.Part); cells, rows, columns and the shared string table stop at Excel's
+own limits (a cell longer than Excel allows
+makes its row an UnreadableRow, reported and skipped); and the upload's preview reads at most PREVIEW_BYTES of
+the sheet and of its strings. A file past a cap is refused with a message a person can act on.
 """
 
 from __future__ import annotations
 
-import posixpath
 import re
 import zipfile
 import zlib
@@ -16,27 +24,40 @@ from datetime import datetime
 from typing import Any
 from xml.parsers import expat
 
-from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
-from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
+from openpyxl.utils.datetime import from_excel
 
+from app.services.contacts.imports.table import Row, UnreadableRow, display_value
+from app.services.contacts.imports.xlsx_parts import (
+    CORRUPT,
+    TOO_MUCH,
+    Part,
+    date_style_indexes,
+    make_parser,
+    not_a_workbook_message,
+    prefix_of,
+    read_relationships,
+    read_workbook,
+)
 from app.services.errors import ServiceError
 
-CORRUPT = "This Excel file could not be read: it looks damaged. Open it in Excel, save it again and re-upload it."
-MAX_XML_BYTES = 2 * 1024**3  # bounds what a small zip may expand to (zip bombs)
-_CHUNK = 256 * 1024
+MAX_XML_BYTES = 512 * 1024**2  # the sheet and the shared strings: a million rows of five columns is ~170 MB
+MAX_SHARED_STRINGS = 3_000_000  # a million-row contact list has ~2.7 million different texts (~190 MB in memory)
+MAX_SHARED_CHARS = 64_000_000
+MAX_CELL_CHARS = 32_767  # Excel's limits, from here down
+MAX_ROWS = 1_048_576
+MAX_COLUMNS = 16_384
+PREVIEW_BYTES = 16 * 1024**2  # the upload's preview reads this much of the sheet and of the shared strings
 _DAMAGED = (zipfile.BadZipFile, zlib.error, expat.ExpatError, ValueError, EOFError)  # what broken files raise
 _DIMENSION = re.compile(rb"<(?:\w+:)?dimension\s+ref=\"[A-Z]*\d*:?[A-Z]*(\d+)\"")
-
-
-def local(name: str) -> str:
-    """Element name without a namespace prefix: some writers emit <x:row>."""
-    return name[name.find(":") + 1 :]
+_OVERSIZED = object()  # a shared string longer than MAX_CELL_CHARS, kept as this marker
 
 
 class XlsxWorkbook:
-    """One workbook opened for streaming; use as a context manager."""
+    """One workbook opened for streaming; use as a context manager. preview=True reads only what a preview needs."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, preview: bool = False) -> None:
+        self._budget = PREVIEW_BYTES if preview else None
+        self._shared: _SharedStrings | list[str] = []
         try:
             self._zip = zipfile.ZipFile(path)
             self._locate_parts()
@@ -61,11 +82,12 @@ class XlsxWorkbook:
             match = _DIMENSION.search(sheet.read(4096))
         return int(match.group(1)) if match and int(match.group(1)) > 1 else None
 
-    def rows(self) -> Iterator[tuple[int, list[Any]]]:
-        """(spreadsheet row number, cell values) for each stored row; values are str, int, float, bool, datetime."""
+    def rows(self) -> Iterator[tuple[int, Row]]:
+        """(spreadsheet row number, cell values) for each row with a value; values are str, int, float, bool,
+        datetime. A preview's rows end where its budget does."""
         parser = _SheetParser(self._shared, self._date_styles, self._epoch)
         try:
-            with self._zip.open(self._sheet_path) as sheet:
+            with Part(self._zip, self._sheet_path, MAX_XML_BYTES, self._budget) as sheet:
                 yield from parser.parse(sheet)
         except (*_DAMAGED, IndexError, OverflowError) as error:
             raise ServiceError(CORRUPT) from error
@@ -73,143 +95,52 @@ class XlsxWorkbook:
     def _locate_parts(self) -> None:
         names = set(self._zip.namelist())
         if "xl/workbook.xml" not in names:
-            raise ServiceError(_not_a_workbook_message(names))
-        sheets, self._epoch = _read_workbook(self._zip.read("xl/workbook.xml"))
-        targets = _read_relationships(self._zip.read("xl/_rels/workbook.xml.rels"))
+            raise ServiceError(not_a_workbook_message(names))
+        sheets, self._epoch = read_workbook(self._zip)
+        targets = read_relationships(self._zip)
         if not sheets:
             raise ServiceError("This Excel file has no worksheets.")
         self.sheet_name, relationship_id = sheets[0]
         self._sheet_path = targets[relationship_id][0]
         self._parts = {kind: path for path, kind in targets.values() if path in names}
-        for path in (self._sheet_path, *self._parts.values()):
-            if self._zip.getinfo(path).file_size > MAX_XML_BYTES:
-                raise ServiceError("This Excel file expands to more data than we can import.")
 
     def _read_shared_strings(self) -> _SharedStrings | list[str]:
         path = self._parts.get("sharedStrings")
-        return _SharedStrings(self._zip.open(path)) if path else []
+        return _SharedStrings(Part(self._zip, path, MAX_XML_BYTES, self._budget)) if path else []
 
     def _read_date_styles(self) -> frozenset[int]:
         path = self._parts.get("styles")
-        return _date_style_indexes(self._zip.read(path)) if path else frozenset()
-
-
-def _not_a_workbook_message(names: set[str]) -> str:
-    if "content.xml" in names:
-        return "OpenDocument spreadsheets (.ods) are not supported. Save the file as .xlsx or .csv and upload it."
-    return "This file is not an Excel workbook. Upload an .xlsx, .xls or .csv file."
-
-
-def _parser() -> expat.XMLParserType:
-    parser = expat.ParserCreate()
-    parser.buffer_text = True
-
-    def refuse_doctype(*_args: object) -> None:
-        raise ValueError("DOCTYPE in a workbook part")  # OOXML never has one; entity tricks do
-
-    parser.StartDoctypeDeclHandler = refuse_doctype
-    return parser
-
-
-def _read_workbook(xml: bytes) -> tuple[list[tuple[str, str]], datetime]:
-    """Visible sheets as (name, relationship id), in workbook order, and the date epoch."""
-    sheets: list[tuple[str, str]] = []
-    epoch = [CALENDAR_WINDOWS_1900]
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        tag = local(name)
-        if tag == "sheet" and attrs.get("state", "visible") == "visible":
-            relationship = next((value for key, value in attrs.items() if local(key) == "id"), "")
-            sheets.append((attrs.get("name", "Sheet1"), relationship))
-        elif tag == "workbookPr" and attrs.get("date1904") in ("1", "true"):
-            epoch[0] = CALENDAR_MAC_1904
-
-    parser = _parser()
-    parser.StartElementHandler = start
-    parser.Parse(xml, True)
-    return sheets, epoch[0]
-
-
-def _read_relationships(xml: bytes) -> dict[str, tuple[str, str]]:
-    """Relationship id → (zip path, kind), kind being the last word of the type URI (worksheet, styles…)."""
-    targets: dict[str, tuple[str, str]] = {}
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        if local(name) == "Relationship":
-            target = attrs.get("Target", "")
-            path = target.lstrip("/") if target.startswith("/") else posixpath.normpath(f"xl/{target}")
-            targets[attrs.get("Id", "")] = (path, attrs.get("Type", "").rsplit("/", 1)[-1])
-
-    parser = _parser()
-    parser.StartElementHandler = start
-    parser.Parse(xml, True)
-    return targets
-
-
-def _date_style_indexes(xml: bytes) -> frozenset[int]:
-    """Indexes of the cell formats (cellXfs) whose number format shows a date or time."""
-    custom: dict[int, str] = {}
-    formats: list[int] = []
-    inside = {"cellXfs": False}
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        tag = local(name)
-        if tag == "numFmt":
-            custom[int(attrs.get("numFmtId", "0"))] = attrs.get("formatCode", "")
-        elif tag == "cellXfs":
-            inside["cellXfs"] = True
-        elif tag == "xf" and inside["cellXfs"]:
-            formats.append(int(attrs.get("numFmtId", "0")))
-
-    def end(name: str) -> None:
-        if local(name) == "cellXfs":
-            inside["cellXfs"] = False
-
-    parser = _parser()
-    parser.StartElementHandler, parser.EndElementHandler = start, end
-    parser.Parse(xml, True)
-    return frozenset(
-        index for index, format_id in enumerate(formats)
-        if is_date_format(custom.get(format_id) or BUILTIN_FORMATS.get(format_id, ""))
-    )
+        return date_style_indexes(self._zip, path) if path else frozenset()
 
 
 class _SharedStrings:
     """The workbook's string table, parsed only as far as the cells read so far need.
 
     Excel numbers strings in order of first use, so previewing the first rows reads only the start of
-    the table. Each <si> is plain <t> or rich-text runs; phonetic hints (<rPh>) are skipped.
+    the table. Each <si> is plain <t> or rich-text runs; phonetic hints (<rPh>) are skipped. A string
+    longer than a cell may hold is kept as the _OVERSIZED marker.
     """
 
-    def __init__(self, stream) -> None:
-        self.strings: list[str] = []
-        self._stream = stream
+    def __init__(self, part: Part) -> None:
+        self.strings: list[Any] = []
+        self._part = part
+        prefix = prefix_of(part.peek(), b"sst")
+        self._si, self._t, self._phonetic = f"{prefix}si", f"{prefix}t", f"{prefix}rPh"
+        self._parser = make_parser()
+        self._parser.StartElementHandler, self._parser.EndElementHandler = self._start, self._end
+        self._parser.CharacterDataHandler = self._data
         self._parts: list[str] = []
+        self._chars = self._total_chars = 0
         self._in_text = self._in_phonetic = False
-        self._parser = None
 
-    def __getitem__(self, index: int) -> str:
+    def __getitem__(self, index: int) -> Any:
         strings = self.strings
-        while index >= len(strings) and self._stream is not None:
-            self._feed()
+        while index >= len(strings) and self._part.feed(self._parser):
+            pass
         return strings[index]
 
     def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-
-    def _feed(self) -> None:
-        chunk = self._stream.read(_CHUNK)
-        if self._parser is None:
-            prefix = _prefix_of(chunk, b"sst")
-            self._si, self._t, self._phonetic = f"{prefix}si", f"{prefix}t", f"{prefix}rPh"
-            self._parser = _parser()
-            self._parser.StartElementHandler, self._parser.EndElementHandler = self._start, self._end
-            self._parser.CharacterDataHandler = self._data
-        self._parser.Parse(chunk, not chunk)
-        if not chunk:
-            self.close()
+        self._part.close()
 
     def _start(self, name: str, _attrs: dict[str, str]) -> None:
         if name == self._t:
@@ -219,8 +150,13 @@ class _SharedStrings:
 
     def _end(self, name: str) -> None:
         if name == self._si:
-            self.strings.append("".join(self._parts))
+            self.strings.append("".join(self._parts) if self._chars <= MAX_CELL_CHARS else _OVERSIZED)
             self._parts.clear()
+            self._total_chars += min(self._chars, MAX_CELL_CHARS)
+            self._chars = 0
+            if len(self.strings) > MAX_SHARED_STRINGS or self._total_chars > MAX_SHARED_CHARS:
+                raise ServiceError(TOO_MUCH.format(what=f"more than {MAX_SHARED_STRINGS:,} different texts, or "
+                                                        f"{MAX_SHARED_CHARS:,} characters of them"))
         elif name == self._t:
             self._in_text = False
         elif name == self._phonetic:
@@ -228,41 +164,42 @@ class _SharedStrings:
 
     def _data(self, text: str) -> None:
         if self._in_text and not self._in_phonetic:
-            self._parts.append(text)
+            self._chars += len(text)
+            if self._chars <= MAX_CELL_CHARS:
+                self._parts.append(text)
 
 
 class _SheetParser:
     """Turns <row>/<c> elements into lists of values placed by their column letters.
 
     The handlers run once per element of a sheet that may hold millions, so they compare whole names
-    (with the document's prefix, if any) instead of stripping prefixes on every call.
+    (with the document's prefix, if any) instead of stripping prefixes on every call. Rows without a
+    value are not passed on (a sheet may hold a million formatted blank ones).
     """
 
     def __init__(self, shared: _SharedStrings | list[str], date_styles: frozenset[int], epoch: datetime) -> None:
         self.shared, self.epoch = shared, epoch
         self.date_styles = frozenset(str(index) for index in date_styles)
-        self.ready: list[tuple[int, list[Any]]] = []
+        self.ready: list[tuple[int, Row]] = []
         self.row: list[Any] = []
-        self.row_number = 0
+        self.row_number = self.rows_seen = 0
         self.cell_type: str | None = None
         self.cell_style: str | None = None
         self.column = 0
         self.text: list[str] = []
+        self.chars = 0
+        self.oversized: str | None = None  # the start of a cell longer than Excel allows, in this row
         self.capturing = False
         self.in_phonetic = False
 
-    def parse(self, stream) -> Iterator[tuple[int, list[Any]]]:
-        chunk = stream.read(_CHUNK)
-        self._use_prefix(_prefix_of(chunk, b"worksheet"))
-        parser = _parser()
+    def parse(self, part: Part) -> Iterator[tuple[int, Row]]:
+        self._use_prefix(prefix_of(part.peek(), b"worksheet"))
+        parser = make_parser()
         parser.StartElementHandler, parser.EndElementHandler = self.start, self.end
         parser.CharacterDataHandler = self.data
-        while chunk:
-            parser.Parse(chunk, False)
+        while part.feed(parser):
             yield from self.ready
             self.ready.clear()
-            chunk = stream.read(_CHUNK)
-        parser.Parse(b"", True)
         yield from self.ready
 
     def _use_prefix(self, prefix: str) -> None:
@@ -276,40 +213,62 @@ class _SheetParser:
             reference = attrs.get("r")
             self.column = _column_index(reference) if reference else len(self.row)
             self.text = []
+            self.chars = 0
         elif name in self.text_tags:
             self.capturing = True
         elif name == self.row_tag:
-            self.row_number = int(attrs.get("r") or self.row_number + 1)
-            self.row = []
+            self._start_row(attrs.get("r"))
         elif name == self.phonetic_tag:
             self.in_phonetic = True
 
+    def _start_row(self, number: str | None) -> None:
+        self.row_number = int(number) if number else self.row_number + 1
+        self.rows_seen += 1
+        if self.row_number > MAX_ROWS or self.rows_seen > MAX_ROWS:
+            raise ServiceError(TOO_MUCH.format(what=f"more than {MAX_ROWS:,} rows, Excel's own limit"))
+        self.row = []
+        self.oversized = None
+
     def end(self, name: str) -> None:
         if name == self.cell_tag:
-            if self.text:
+            if self.chars > MAX_CELL_CHARS:
+                self.oversized = self.oversized or "".join(self.text)
+            elif self.text:
                 self._store(self._value("".join(self.text)))
         elif name in self.text_tags:
             self.capturing = False
         elif name == self.row_tag:
-            self.ready.append((self.row_number, self.row))
+            if self.oversized is not None:
+                reason = f"A cell in this row is longer than {MAX_CELL_CHARS:,} characters, more than Excel allows"
+                self.ready.append((self.row_number, UnreadableRow(display_value(self.oversized), reason)))
+            elif self.row:
+                self.ready.append((self.row_number, self.row))
         elif name == self.phonetic_tag:
             self.in_phonetic = False
 
     def data(self, text: str) -> None:
         if self.capturing and not self.in_phonetic:
-            self.text.append(text)
+            room = MAX_CELL_CHARS - self.chars
+            self.chars += len(text)
+            if room > 0:
+                self.text.append(text if len(text) <= room else text[:room])
 
     def _store(self, value: Any) -> None:
         if value is None or value == "":
             return
+        if value is _OVERSIZED:
+            self.oversized = self.oversized or ""
+            return
         missing = self.column - len(self.row)
-        if missing == 0:
+        if missing == 0 and self.column < MAX_COLUMNS:
             self.row.append(value)
-        elif missing > 0:
+        elif missing < 0:
+            self.row[self.column] = value
+        elif self.column >= MAX_COLUMNS:
+            raise ValueError("a cell past Excel's last column")  # read as a damaged file
+        else:
             self.row.extend([None] * missing)
             self.row.append(value)
-        else:
-            self.row[self.column] = value
 
     def _value(self, text: str) -> Any:
         kind = self.cell_type
@@ -329,13 +288,8 @@ class _SheetParser:
         return number
 
 
-def _prefix_of(head: bytes, root: bytes) -> str:
-    """"x:" when a part is written as <x:worksheet …> (or <x:sst …>), else ""."""
-    match = re.search(rb"<(?:([A-Za-z_][\w.\-]*):)?" + root + rb"[\s>]", head)
-    return match.group(1).decode() + ":" if match and match.group(1) else ""
-
-
-_COLUMN_CACHE: dict[str, int] = {}
+_COLUMN_CACHE: dict[str, int] = {}  # at most 18,278 entries: three letters at most
+_COLUMN_LETTERS = re.compile(r"[A-Za-z]{1,3}")
 
 
 def _column_index(reference: str) -> int:
@@ -343,6 +297,8 @@ def _column_index(reference: str) -> int:
     letters = reference.rstrip("0123456789")
     index = _COLUMN_CACHE.get(letters)
     if index is None:
+        if not _COLUMN_LETTERS.fullmatch(letters):
+            raise ValueError(f"cell reference {reference[:20]!r}")  # read as a damaged file
         index = 0
         for char in letters:
             index = index * 26 + ord(char.upper()) - 64
