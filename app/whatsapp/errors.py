@@ -97,6 +97,9 @@ _ENTRIES = (
               "After filling in the variables, the message is longer than WhatsApp allows."),
     ErrorInfo(132007, PERMANENT, "Template content not allowed",
               "A variable contains something WhatsApp does not allow, such as line breaks, tabs or many spaces."),
+    ErrorInfo(132018, PERMANENT, "Template variable format invalid",
+              "A variable contains a line break, a tab or more than four spaces in a row, which WhatsApp does not "
+              "allow in template variables."),
     ErrorInfo(132008, PERMANENT, "Template variables invalid",
               "The variables in this message do not fit the approved template."),
     ErrorInfo(132012, PERMANENT, "Template variable format mismatch",

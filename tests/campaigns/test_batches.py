@@ -101,7 +101,7 @@ def test_contact_opted_out_after_launch_is_skipped_at_send_time(app, sim):
     assert assert_counters_match(app, campaign_id)["skipped"] == 1
 
 
-def test_a_value_emptied_after_launch_fails_that_message_with_the_reason_and_sends_the_rest(app, sim):
+def test_a_value_emptied_after_launch_skips_that_recipient_with_the_reason_and_sends_the_rest(app, sim):
     add_contacts(app, 3)
     template_id = make_template(app, "order_update")
     variables = {"body.1": {"source": "attribute", "value": "city", "fallback": ""},
@@ -119,13 +119,32 @@ def test_a_value_emptied_after_launch_fails_that_message_with_the_reason_and_sen
     run_jobs(app)
 
     rows = messages(app, campaign_id)
-    failed = rows[phone(2)]
-    assert (failed.status, failed.error_title) == (S.FAILED, prepare.RENDER_FAILED_TITLE)
-    assert failed.error_detail == "No value for body.1 for this contact, so WhatsApp would reject it."
+    skipped = rows[phone(2)]
+    assert (skipped.status, skipped.skip_reason) == (S.SKIPPED, "No value for {{1}} in the message")
     assert rows[phone(1)].status == rows[phone(3)].status == S.SENT
     assert rows[phone(1)].body.startswith("Hi Pune,")
     assert digits(2) not in sim.ledger(detail=True)["per_recipient"]
-    assert assert_counters_match(app, campaign_id)["failed"] == 1
+    assert assert_counters_match(app, campaign_id)["skipped"] == 1
+
+
+def test_launched_anyway_a_campaign_skips_exactly_the_recipients_with_an_empty_value(app, sim):
+    add_contacts(app, 4)
+    template_id = make_template(app, "order_update")
+    variables = {"body.1": {"source": "attribute", "value": "city", "fallback": ""},
+                 "body.2": {"source": "literal", "value": "#1042", "fallback": ""}}
+    campaign_id = make_campaign(app, template_id, variables=variables, accept_fallbacks=True)
+    with app.app_context():
+        for contact in db.session.scalars(db.select(Contact).where(Contact.phone.in_([phone(1), phone(3)]))):
+            contact.attributes = {"city": "Pune"}
+        db.session.commit()
+    launch(app, campaign_id)
+
+    rows = messages(app, campaign_id)
+    assert {number: rows[phone(number)].status for number in range(1, 5)} == {
+        1: S.SENT, 2: S.SKIPPED, 3: S.SENT, 4: S.SKIPPED}
+    assert rows[phone(2)].skip_reason == "No value for {{1}} in the message"
+    assert sim.ledger()["accepted"] == 2  # WhatsApp never saw an empty parameter
+    assert assert_counters_match(app, campaign_id)["skipped"] == 2
 
 
 def test_permanent_error_fails_the_message_with_code_title_and_explanation(app, sim):

@@ -53,9 +53,10 @@ def prepare(campaign: Campaign, message_ids: list[int], now: datetime) -> list[S
                               .where(Message.id.in_(message_ids)).order_by(Message.id))
     assert campaign.template is not None
     template = TemplateRef(campaign.template.name, campaign.template.language)
+    labels = {variable.key: variable.label for variable in rendering.template_variables(campaign.template)}
     items, rendered, problems = [], [], []
     for message_id, run_id, *fields in rows:
-        outcome = _prepare_one(campaign, template, message_id, run_id, Recipient(*fields))
+        outcome = _prepare_one(campaign, template, labels, message_id, run_id, Recipient(*fields))
         if isinstance(outcome, _Problem):
             problems.append(outcome)
         else:
@@ -71,8 +72,8 @@ def prepare(campaign: Campaign, message_ids: list[int], now: datetime) -> list[S
     return items
 
 
-def _prepare_one(campaign: Campaign, template: TemplateRef, message_id: int, run_id: int | None,
-                 recipient: Recipient) -> tuple[SendItem, str] | _Problem:
+def _prepare_one(campaign: Campaign, template: TemplateRef, labels: dict[str, str], message_id: int,
+                 run_id: int | None, recipient: Recipient) -> tuple[SendItem, str] | _Problem:
     reason = skip_reason(recipient)
     if reason:
         return _Problem(message_id, skip=reason)
@@ -80,9 +81,10 @@ def _prepare_one(campaign: Campaign, template: TemplateRef, message_id: int, run
         rendered = rendering.render(campaign, recipient)
     except (ServiceError, ValueError) as error:
         return _Problem(message_id, detail=str(error))
-    if rendered.empty and not campaign.accept_fallbacks:  # staff may accept empty values; otherwise Meta rejects
-        names = ", ".join(rendered.empty)
-        return _Problem(message_id, detail=f"No value for {names} for this contact, so WhatsApp would reject it.")
+    if rendered.empty:
+        # WhatsApp refuses an empty parameter, URL suffix or media link (131008), so such a message is never sent:
+        # the recipient is skipped with the reason, whether staff chose to launch anyway or a value emptied since.
+        return _Problem(message_id, skip=no_value_reason([labels.get(key, key) for key in rendered.empty]))
     item = SendItem(message_id, recipient.wa_id, callback.encode(message_id, run_id), template=template,
                     components=rendered.components)
     return item, rendered.preview
@@ -103,6 +105,10 @@ def _record_problems(problems: list[_Problem], now: datetime) -> None:
             message_state.move(message, S.FAILED, now, totals)
             message.error_code, message.error_title, message.error_detail = None, RENDER_FAILED_TITLE, problem.detail
     message_state.add_to_counters(totals)
+
+
+def no_value_reason(labels: list[str]) -> str:
+    return f"No value for {', '.join(labels)}"[:255]
 
 
 def skip_reason(contact: Contact | Recipient) -> str | None:

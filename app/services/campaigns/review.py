@@ -54,10 +54,21 @@ def review(campaign: Campaign, summary: AudienceSummary | None = None) -> Review
     summary = summary or audience.summary(campaign.audience)
     samples = sample_previews(campaign, limit=1)
     first = samples[0] if samples else None
-    return Review(summary=summary, skipped=skip_reasons(summary), estimate=estimate(campaign, summary.eligible),
+    skipped, empty = skip_reasons(summary), _skipped_for_empty_values(campaign)
+    if empty:
+        skipped = sorted([*skipped, SkipReason("would get an empty value, which WhatsApp refuses", empty)],
+                         key=lambda reason: -reason.count)
+    return Review(summary=summary, skipped=skipped, estimate=estimate(campaign, summary.eligible - empty),
                   bubble=first.bubble if first else _blank(campaign),
                   recipient=(first.contact.name or first.contact.phone) if first else None,
                   share_link=rendering.share_link(campaign, first.contact if first else None))
+
+
+def _skipped_for_empty_values(campaign: Campaign) -> int:
+    """Recipients a campaign launched anyway will skip at send time (prepare.no_value_reason)."""
+    if not campaign.accept_fallbacks or campaign.template is None:
+        return 0
+    return empty_counts(campaign).total
 
 
 def skip_reasons(summary: AudienceSummary) -> list[SkipReason]:
@@ -167,5 +178,6 @@ def _mapping_problems(campaign: Campaign, empty: EmptyCounts | None) -> list[str
     total = (empty or empty_counts(campaign)).total
     if total:
         people = "recipient" if total == 1 else "recipients"
-        return [f"{total:,} {people} would get an empty value; add a fallback or accept sending them empty values."]
+        return [f"{total:,} {people} would get an empty value, which WhatsApp refuses; add a fallback, or choose to "
+                "launch anyway and skip them."]
     return []
