@@ -118,9 +118,10 @@ def wait_for_http(url: str, what: str, process: subprocess.Popen[bytes] | None =
 
 def start_simulator(options: list[str], env: dict[str, str], log: Path | None = None
                     ) -> tuple[subprocess.Popen[bytes], str]:
-    """The Cloud API simulator in its own process, as it really runs; returns it and its base URL."""
+    """The Cloud API simulator in its own process, as it really runs; returns it and its base URL. Its throughput cap
+    (Meta's 80 messages/s by default) is lifted: benchmarks that want one set it with `configure_simulator`."""
     port = free_port()
-    command = [sys.executable, "-m", "app.whatsapp.simulator", "--port", str(port), *options]
+    command = [sys.executable, "-m", "app.whatsapp.simulator", "--port", str(port), "--throughput", "0", *options]
     process = spawn(command, {**whatsapp_env(), **env}, log)
     url = f"http://127.0.0.1:{port}"
     try:

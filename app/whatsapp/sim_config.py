@@ -14,6 +14,8 @@ from typing import Any
 REVIEW_OUTCOMES = ("APPROVED", "REJECTED")
 OUTCOME_MODES = ("sync", "async")
 SECRETS = ("access_token", "app_secret")
+DEFAULT_THROUGHPUT = 80.0  # messages per second per business phone number: Meta's default for Cloud API numbers
+EVERYONE = "*"
 
 
 class ConfigError(ValueError):
@@ -57,7 +59,11 @@ class SimulatorConfig:
     latency_jitter_ms: float = 0.0
     error_rates: Mapping[int, float] = field(default_factory=dict)  # code -> probability per send
     fixed_outcomes: Mapping[str, RecipientOutcome] = field(default_factory=dict)  # recipient digits -> outcome
-    max_messages_per_second: float = 0.0  # 0: unlimited; above it sends get 130429 with HTTP 429
+    max_messages_per_second: float = DEFAULT_THROUGHPUT  # 0: unlimited; above it sends get 130429 with HTTP 429
+    retry_after_header: bool = True  # send Retry-After with 429s (Meta does not document one)
+    # Customers treated as having written within the last 24 hours, besides those who wrote through /_sim/inbound;
+    # "*" opens the customer service window for everyone.
+    wrote_recently: tuple[str, ...] = ()
     template_approval_delay_ms: float = 1000.0
     template_review_outcome: str = "APPROVED"
     webhooks: WebhookBehaviour = field(default_factory=WebhookBehaviour)
@@ -100,6 +106,8 @@ def _config_value(config: SimulatorConfig, name: str, value: Any) -> Any:
         return _error_rates(value)
     if name == "fixed_outcomes":
         return _fixed_outcomes(value)
+    if name == "wrote_recently":
+        return numbers_or_everyone(value)
     if name == "template_review_outcome" and value not in REVIEW_OUTCOMES:
         raise ConfigError(f"template_review_outcome must be one of {REVIEW_OUTCOMES}.")
     return _coerce(config, name, value, "")
@@ -177,6 +185,20 @@ def _error_rates(value: Any) -> dict[int, float]:
         if not 0 <= rates[int(code)] <= 1:
             raise ConfigError(f"error_rates[{code!r}] must be between 0 and 1.")
     return rates
+
+
+def numbers_or_everyone(value: Any) -> tuple[str, ...]:
+    """Phone numbers as wa_ids, or ("*",) for everyone; raises ConfigError otherwise."""
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(number, str) for number in value):
+        raise ConfigError('wrote_recently must be a list of phone numbers, or ["*"] for everyone.')
+    if EVERYONE in (number.strip() for number in value):
+        return (EVERYONE,)
+    numbers = tuple(dict.fromkeys(digits(number) for number in value))
+    if not all(numbers):
+        raise ConfigError("wrote_recently must hold phone numbers.")
+    return numbers
 
 
 def _fixed_outcomes(value: Any) -> dict[str, RecipientOutcome]:

@@ -3,8 +3,8 @@
 Why not a general server: per request, werkzeug's dev server and gunicorn's gthread worker spend about 0.5 ms of
 CPU here, cheroot and waitress about 0.3 ms, this one under 0.2 ms, of which the simulator itself needs 0.04 ms.
 On a 2-core machine where the benchmark client shares the CPU, that difference decides whether thousands of
-sends per second are possible. It serves one trusted app on a local port: requests need a Content-Length (chunked
-request bodies get 411), there is no TLS, and each connection gets one thread.
+sends per second are possible. It serves one trusted app on a local port: request bodies come with a Content-Length
+or chunked (as Graph accepts both), there is no TLS, and each connection gets one thread.
 """
 
 from __future__ import annotations
@@ -97,9 +97,8 @@ class _Handler(socketserver.StreamRequestHandler):
         path, _, query = target.partition("?")
         environ = self._base_environ(method, unquote_to_bytes(path).decode("latin-1"), query, version)
         self._read_headers(environ)
-        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            raise _BadRequest("411 Length Required", "Send a Content-Length; chunked bodies are not supported.")
-        environ["wsgi.input"] = io.BytesIO(self._read_body(environ))
+        body = self._read_body(environ)
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
         connection = environ.get("HTTP_CONNECTION", "").lower()
         keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
         return environ, keep_alive
@@ -135,10 +134,34 @@ class _Handler(socketserver.StreamRequestHandler):
             raise _BadRequest("413 Content Too Large", "Request body too large.")
         if environ.get("HTTP_EXPECT", "").lower() == "100-continue":
             self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return self._read_chunked()
         body = self.rfile.read(length) if length else b""
         if len(body) < length:
             raise OSError("client closed the connection mid-body")
         return body
+
+    def _read_chunked(self) -> bytes:
+        """A chunked body: hex sizes, each chunk followed by CRLF, a zero size, then optional trailers."""
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(MAX_LINE + 1)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise _BadRequest("400 Bad Request", "Malformed chunk size.") from None
+            if size < 0 or len(body) + size > MAX_BODY:
+                raise _BadRequest("413 Content Too Large", "Request body too large.")
+            if size == 0:
+                break
+            chunk = self.rfile.read(size)
+            if len(chunk) < size:
+                raise OSError("client closed the connection mid-body")
+            body += chunk
+            self.rfile.readline(MAX_LINE + 1)  # the CRLF closing the chunk
+        while self.rfile.readline(MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+            pass  # trailers: nothing here needs them
+        return bytes(body)
 
     def _call_app(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         response: dict[str, Any] = {}

@@ -1,4 +1,5 @@
-"""The simulator's state: message templates, the ledger of accepted sends, and the throughput limiter."""
+"""The simulator's state: message templates, what customers did, the ledger of accepted sends, and the throughput
+limiter."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.whatsapp.payloads import template_placeholders
+from app.whatsapp.sim_rules import PLACEHOLDER
 
 CATEGORIES = ("MARKETING", "UTILITY", "AUTHENTICATION")
 _NAME = re.compile(r"^[a-z0-9_]{1,512}$")
@@ -25,6 +26,7 @@ class SimTemplate:
     body_text: str = ""
     header_format: str | None = None  # TEXT, IMAGE, VIDEO, DOCUMENT, LOCATION
     header_params: list[str] = field(default_factory=list)
+    buttons: list[TemplateButton] = field(default_factory=list)
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> SimTemplate:
@@ -37,11 +39,66 @@ class SimTemplate:
             elif kind == "HEADER":
                 template.header_format = str(component.get("format", "TEXT")).upper()
                 template.header_params = template_placeholders(component.get("text"))
+            elif kind == "BUTTONS":
+                template.buttons = [TemplateButton.from_data(button) for button in component.get("buttons", [])]
         return template
 
     @property
     def named(self) -> bool:
         return self.data.get("parameter_format") == "NAMED"
+
+    @property
+    def category(self) -> str:
+        return str(self.data.get("category", "")).upper()
+
+
+# The sub_type a send uses to fill in each kind of template button (an OTP button is filled like a URL one).
+_BUTTON_SUB_TYPES = {"QUICK_REPLY": "quick_reply", "URL": "url", "COPY_CODE": "copy_code", "OTP": "url",
+                     "PHONE_NUMBER": "phone_number", "FLOW": "flow", "CATALOG": "catalog", "MPM": "mpm"}
+
+
+@dataclass(frozen=True)
+class TemplateButton:
+    sub_type: str  # as a send's button component names it: quick_reply, url, copy_code, …
+    needs_parameter: bool  # a URL with a variable, a coupon code or a one-time password must be filled in
+
+    @classmethod
+    def from_data(cls, button: dict[str, Any]) -> TemplateButton:
+        kind = str(button.get("type", "")).upper()
+        needs = kind in ("COPY_CODE", "OTP") or (kind == "URL" and bool(template_placeholders(button.get("url"))))
+        return cls(sub_type=_BUTTON_SUB_TYPES.get(kind, kind.lower()), needs_parameter=needs)
+
+
+def template_placeholders(text: str | None) -> list[str]:
+    """Placeholder names in template text, in order of first appearance: ["1", "2"] or ["first_name"]."""
+    return list(dict.fromkeys(PLACEHOLDER.findall(text or "")))
+
+
+class Customers:
+    """What customers did on WhatsApp that decides what Meta lets a business send them: when each last wrote (the
+    24-hour customer service window) and who stopped marketing messages."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_wrote: dict[str, float] = {}
+        self._stopped_marketing: set[str] = set()
+
+    def wrote(self, wa_id: str, at: float | None = None) -> None:
+        with self._lock:
+            self._last_wrote[wa_id] = time.time() if at is None else at
+
+    def last_wrote(self, wa_id: str) -> float | None:
+        return self._last_wrote.get(wa_id)
+
+    def set_marketing(self, wa_id: str, allowed: bool) -> None:
+        with self._lock:
+            if allowed:
+                self._stopped_marketing.discard(wa_id)
+            else:
+                self._stopped_marketing.add(wa_id)
+
+    def stopped_marketing(self, wa_id: str) -> bool:
+        return wa_id in self._stopped_marketing
 
 
 class TemplateStore:
@@ -125,7 +182,8 @@ class Ledger:
     recent: deque[dict[str, Any]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, wa_id: str, wamid: str, tracker: str, template: str | None) -> None:
+    def record(self, wa_id: str, wamid: str, tracker: str, template: str | None,
+               failure_code: int | None = None) -> None:
         with self._lock:
             self.accepted += 1
             self.per_recipient[wa_id] = self.per_recipient.get(wa_id, 0) + 1
@@ -134,7 +192,8 @@ class Ledger:
             if count == 2:
                 self.duplicates += 1
             self.last_wamid[wa_id] = wamid
-            self.recent.append({"wamid": wamid, "to": wa_id, "tracker": tracker, "template": template})
+            self.recent.append({"wamid": wamid, "to": wa_id, "tracker": tracker, "template": template,
+                                "failure_code": failure_code})  # accepted, then failed by webhook with this code
             if len(self.recent) > self.recent_limit:
                 self.recent.popleft()
 

@@ -20,7 +20,8 @@ from typing import Any
 import requests
 
 from app.whatsapp.sim_config import SimulatorConfig
-from app.whatsapp.sim_meta import SendRequest, status_error
+from app.whatsapp.sim_meta import SendRequest
+from app.whatsapp.sim_rules import status_error
 from app.whatsapp.webhook import OBJECT, SIGNATURE_HEADER, sign
 
 

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from werkzeug.wrappers import Request
 from werkzeug.wsgi import get_input_stream
@@ -35,9 +35,10 @@ from app.whatsapp.sim_config import (
     digits,
     update_config,
 )
-from app.whatsapp.sim_meta import ASYNC_CODES, MetaError, SendRequest, validate_message
+from app.whatsapp.sim_meta import SendRequest, policy_failure, validate_message
+from app.whatsapp.sim_rules import ASYNC_CODES, GraphError, MetaError
 from app.whatsapp.sim_server import SimulatorServer
-from app.whatsapp.sim_store import Ledger, TemplateStore, ThroughputLimiter, tracker_of
+from app.whatsapp.sim_store import Customers, Ledger, TemplateStore, ThroughputLimiter, tracker_of
 from app.whatsapp.sim_webhooks import WebhookDispatcher, envelope, messages_value
 
 Response = tuple[int, Any, list[tuple[str, str]]]
@@ -52,6 +53,7 @@ class Simulator:
         self.initial_config = config or SimulatorConfig()
         self.config = self.initial_config
         self.templates = TemplateStore()
+        self.customers = Customers()
         self.ledger = Ledger()
         self.send_times: deque[float] = deque(maxlen=SEND_TIMES_KEPT)
         self.limiter = ThroughputLimiter()
@@ -70,7 +72,7 @@ class Simulator:
         elif len(parts) == 3 and parts[2] == "message_templates":
             status, body, headers = self._templates_route(request, parts)
         else:
-            status, body, headers = _meta(MetaError(100, f"Unknown path {request.path}", subcode=33))
+            status, body, headers = _meta(_unsupported(request.method, parts[1] if len(parts) > 1 else parts[0]))
         return _respond(start_response, status, body, headers)
 
     def close(self) -> None:
@@ -80,11 +82,16 @@ class Simulator:
         """Forget all sends, templates and pending webhooks; restore the startup config unless asked not to."""
         self.webhooks.clear()
         self.templates = TemplateStore()
+        self.customers = Customers()
         self.ledger = Ledger()
         self.send_times = deque(maxlen=SEND_TIMES_KEPT)
         self.limiter = ThroughputLimiter()
         if not keep_config:
             self.config = self.initial_config
+
+    def media_exists(self, media_id: str) -> bool:
+        """Whether a media id may be sent: one the simulator's media store holds (none without one)."""
+        return False
 
     # --- POST /{version}/{phone_number_id}/messages ------------------------------------------------------------
 
@@ -98,39 +105,35 @@ class Simulator:
 
     def _accept(self, config: SimulatorConfig, environ: dict[str, Any],
                 phone_number_id: str) -> tuple[Response, str | None]:
-        if environ.get("HTTP_AUTHORIZATION") != f"Bearer {config.access_token}":
-            return _meta(MetaError(190, "Invalid OAuth access token - Cannot parse access token", subcode=463)), None
+        if not _authorized(config, environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING", "")):
+            return _meta(INVALID_TOKEN), None
         if phone_number_id != config.phone_number_id:
-            return _meta(MetaError(100, f"Unsupported post request. Object with ID '{phone_number_id}' does not "
-                                        "exist, cannot be loaded due to missing permissions, or does not support "
-                                        "this operation.", subcode=33)), None
+            return _meta(_unsupported("POST", phone_number_id)), None
         if not self.limiter.allow(config.max_messages_per_second):
-            return _meta(MetaError(130429, "Cloud API message throughput has been reached.", subcode=2494055)), None
-        request = validate_message(_json_body(environ), self.templates)
-        if isinstance(request, MetaError):
+            return _meta(MetaError(130429, subcode=2494055), config.retry_after_header), None
+        request = validate_message(_json_body(environ), self.templates, self.media_exists)
+        if not isinstance(request, SendRequest):
             return _meta(request), None
-        code, asynchronous = self._outcome(config, request.wa_id)
+        code, asynchronous = self._outcome(config, request)
         if code is not None and not asynchronous:
-            return _meta(MetaError(code, f"Simulated error {code} for {request.to}.")), request.wa_id
+            return _meta(MetaError(code), config.retry_after_header), request.wa_id
         return (200, self._record(config, request, code), []), request.wa_id
 
-    def _outcome(self, config: SimulatorConfig, wa_id: str) -> tuple[int | None, bool]:
-        """The scripted or random error for this send, and whether it is reported by webhook."""
-        fixed = config.fixed_outcomes.get(wa_id)
-        code = fixed.code if fixed else None
-        if code is None:
-            for candidate, rate in config.error_rates.items():
-                if random.random() < rate:
-                    code = candidate
-                    break
-        if fixed and fixed.code is not None and fixed.mode:
-            return code, fixed.mode == "async"
+    def _outcome(self, config: SimulatorConfig, request: SendRequest) -> tuple[int | None, bool]:
+        """The scripted, policy or random error for this send, and whether it is reported by webhook."""
+        fixed = config.fixed_outcomes.get(request.wa_id)
+        if fixed and fixed.code is not None:
+            return fixed.code, fixed.mode == "async" if fixed.mode else fixed.code in ASYNC_CODES
+        code = next((candidate for candidate, rate in config.error_rates.items() if random.random() < rate), None)
+        if code is None:  # Meta judges the customer only once it has accepted the message
+            code = policy_failure(request, self.customers, config.wrote_recently, time.time())
         return code, code in ASYNC_CODES
 
     def _record(self, config: SimulatorConfig, request: SendRequest, failure_code: int | None) -> dict[str, Any]:
         wamid = f"wamid.HBgM{request.wa_id}FQIAERgS{self._wamid_prefix}{next(self._counter):012X}"
         name = request.template.data["name"] if request.template else request.kind
-        self.ledger.record(request.wa_id, wamid, tracker_of(request.biz_opaque_callback_data, name), name)
+        tracker = tracker_of(request.biz_opaque_callback_data, name)
+        self.ledger.record(request.wa_id, wamid, tracker, name, failure_code)
         self.send_times.append(time.time())  # deque.append is atomic: no lock on the hot path
         if config.webhooks.enabled and config.webhook_url:
             self.webhooks.after_send(request, wamid, failure_code)
@@ -148,10 +151,10 @@ class Simulator:
 
     def _templates_route(self, request: Request, parts: list[str]) -> Response:
         config = self.config
-        if request.headers.get("Authorization") != f"Bearer {config.access_token}":
-            return _meta(MetaError(190, "Invalid OAuth access token - Cannot parse access token", subcode=463))
+        if not _authorized(config, request.headers.get("Authorization"), request.query_string.decode("latin-1")):
+            return _meta(INVALID_TOKEN)
         if parts[1] != config.waba_id:
-            return _meta(MetaError(100, f"Unsupported request. Object with ID '{parts[1]}' does not exist.", 33))
+            return _meta(_unsupported(request.method, parts[1]))
         if request.method == "GET":
             return self._list_templates(request, parts[0])
         if request.method == "POST":
@@ -237,15 +240,25 @@ class Simulator:
         config = self.config
         if not isinstance(spec, dict) or not isinstance(spec.get("from"), str) or not digits(spec["from"]):
             return 400, {"error": "Give 'from' (the customer's number) and a message."}, []
-        if not config.webhook_url:
-            return 409, {"error": "No webhook URL is configured; set webhook_url with POST /_sim/config."}, []
         built = _inbound_change(config, spec, self.ledger.last_wamid.get(digits(spec["from"])))
         if isinstance(built, str):
             return 400, {"error": built}, []
+        self._remember(digits(spec["from"]), spec)  # what the customer did counts even if no webhook reports it
+        if not config.webhook_url:
+            return 409, {"error": "No webhook URL is configured; set webhook_url with POST /_sim/config. (The "
+                                  "customer's action is recorded.)"}, []
         body, wamid, context_id = built
         delivered, outcome = self.webhooks.post_now(body)
         return (200 if delivered else 502), {"wamid": wamid, "context_id": context_id, "delivered": delivered,
                                              "outcome": outcome}, []
+
+
+    def _remember(self, wa_id: str, spec: dict[str, Any]) -> None:
+        """A message opens the customer's 24-hour window; a preference stops or resumes marketing messages."""
+        if spec.get("preference") in ("stop", "resume"):
+            self.customers.set_marketing(wa_id, allowed=spec["preference"] == "resume")
+        else:
+            self.customers.wrote(wa_id)
 
 
 def _control_refusal(request: Request) -> Response | None:
@@ -309,8 +322,26 @@ def _json_body(environ: dict[str, Any]) -> Any:
         return None
 
 
-def _meta(error: MetaError) -> Response:
-    headers = [("Retry-After", str(error.retry_after))] if error.retry_after is not None else []
+INVALID_TOKEN = GraphError(190, "Invalid OAuth access token - Cannot parse access token")
+
+
+def _authorized(config: SimulatorConfig, authorization: str | None, query: str) -> bool:
+    """Graph takes the token as a bearer header or as ?access_token= in the query string."""
+    if authorization == f"Bearer {config.access_token}":
+        return True
+    return "access_token=" in query and config.access_token in parse_qs(query).get("access_token", [])
+
+
+def _unsupported(method: str, object_id: str) -> GraphError:
+    return GraphError(100, f"Unsupported {method.lower()} request. Object with ID '{object_id}' does not exist, "
+                           "cannot be loaded due to missing permissions, or does not support this operation. Please "
+                           "read the Graph API documentation at https://developers.facebook.com/docs/graph-api",
+                      type="GraphMethodException", subcode=33)
+
+
+def _meta(error: MetaError | GraphError, retry_after: bool = True) -> Response:
+    """The HTTP answer for an error; `retry_after=False` leaves out the Retry-After header Meta does not promise."""
+    headers = [("Retry-After", str(error.retry_after))] if retry_after and error.retry_after is not None else []
     if error.code == 190:
         headers.append(("WWW-Authenticate", 'OAuth "Facebook Platform" "invalid_token"'))
     return error.http_status, error.body(), headers
@@ -333,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     config = SimulatorConfig(access_token=args.access_token, app_secret=args.app_secret,
                              phone_number_id=args.phone_number_id, waba_id=args.waba_id,
-                             webhook_url=args.webhook_url or None,
+                             webhook_url=args.webhook_url or None, max_messages_per_second=args.throughput,
+                             retry_after_header=not args.no_retry_after,
                              webhooks=WebhookBehaviour(enabled=not args.no_webhooks))
     simulator = create_simulator(config)
     server = SimulatorServer(simulator, args.host, args.port).start()
@@ -362,6 +394,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--phone-number-id", default=env.get("WHATSAPP_PHONE_NUMBER_ID") or defaults.phone_number_id)
     parser.add_argument("--waba-id", default=env.get("WHATSAPP_BUSINESS_ACCOUNT_ID") or defaults.waba_id)
     parser.add_argument("--no-webhooks", action="store_true", help="accept sends without posting status webhooks")
+    parser.add_argument("--throughput", type=float,
+                        default=float(env.get("SIMULATOR_THROUGHPUT") or defaults.max_messages_per_second),
+                        help="messages per second before 130429 (env SIMULATOR_THROUGHPUT; 0: no cap)")
+    parser.add_argument("--no-retry-after", action="store_true", help="answer 429s without a Retry-After header")
     return parser.parse_args(argv)
 
 

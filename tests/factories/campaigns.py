@@ -45,8 +45,9 @@ class Sim:
 
 @pytest.fixture(scope="session")
 def sim_process_wide() -> Iterator[Sim]:
+    # No throughput cap: the app sends at SEND_RATE_PER_SECOND=1000 here, far above Meta's default 80 a second.
     config = SimulatorConfig(access_token=TOKEN, phone_number_id=PHONE_NUMBER_ID, waba_id=WABA_ID,
-                             webhooks=WebhookBehaviour(enabled=False))
+                             max_messages_per_second=0, webhooks=WebhookBehaviour(enabled=False))
     simulator = create_simulator(config)
     server = SimulatorServer(simulator, "127.0.0.1", 0).start()
     yield Sim(server.url, simulator)

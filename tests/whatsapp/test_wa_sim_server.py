@@ -65,13 +65,19 @@ def test_connection_close_and_http_1_0(sim_echo_server):
 
 @pytest.mark.parametrize(("request_bytes", "status"), [
     (b"NONSENSE\r\n\r\n", b"400"),
-    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"411"),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n", b"400"),
     (b"POST /x HTTP/1.1\r\nContent-Length: abc\r\n\r\n", b"400"),
     (b"GET /x HTTP/1.1\r\nno colon here\r\n\r\n", b"400"),
     (b"GET /boom HTTP/1.1\r\nConnection: close\r\n\r\n", b"500"),
 ])
 def test_bad_requests_get_an_error_status(sim_echo_server, request_bytes, status):
     assert raw_exchange(sim_echo_server, request_bytes).split(b" ")[1] == status
+
+
+def test_chunked_bodies_are_read_whole(sim_echo_server):
+    reply = raw_exchange(sim_echo_server, b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                          b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(b"POST /c? 12")
 
 
 def test_expect_continue(sim_echo_server):

@@ -14,6 +14,7 @@ PHONE_NUMBER_ID = "106540352242922"
 WABA_ID = "102290129340398"
 ORDER = [body_parameters(["Asha", "#1042"])]
 ALWAYS_READ = {"enabled": True, "delivered_probability": 1.0, "read_probability": 1.0}
+EVERYONE_WROTE = ["*"]  # free-form text is delivered only inside the customer's 24-hour window
 
 
 def all_signed(receiver):
@@ -40,7 +41,7 @@ def test_status_webhooks_are_signed_meta_envelopes(wa_client, sim_api, sim_recei
 
 
 def test_probabilities_can_stop_at_sent(wa_client, sim_api, sim_receiver):
-    sim_api.configure(webhooks={"enabled": True, "delivered_probability": 0.0})
+    sim_api.configure(webhooks={"enabled": True, "delivered_probability": 0.0}, wrote_recently=EVERYONE_WROTE)
     wa_client.send_text("919800000202", "hi")
     sim_receiver.wait_for(lambda r: len(r.statuses()) >= 1)
     assert [status["status"] for status in sim_receiver.statuses()] == ["sent"]
@@ -59,7 +60,7 @@ def test_async_failure_arrives_as_failed_status(wa_client, sim_api, sim_receiver
 
 def test_batching_puts_several_statuses_in_one_post(wa_client, sim_api, sim_receiver):
     sim_api.configure(webhooks={"enabled": True, "batch_size": 50, "batch_window_ms": 200,
-                                "delivered_probability": 0.0})
+                                "delivered_probability": 0.0}, wrote_recently=EVERYONE_WROTE)
     for i in range(10):
         assert wa_client.send_text(f"9198000003{i:02d}", "hi").ok
     sim_receiver.wait_for(lambda r: len(r.statuses()) == 10)
@@ -69,7 +70,8 @@ def test_batching_puts_several_statuses_in_one_post(wa_client, sim_api, sim_rece
 
 
 def test_duplicates_and_shuffle(wa_client, sim_api, sim_receiver):
-    sim_api.configure(webhooks={**ALWAYS_READ, "duplicate_probability": 1.0, "shuffle": True, "batch_size": 5})
+    sim_api.configure(webhooks={**ALWAYS_READ, "duplicate_probability": 1.0, "shuffle": True, "batch_size": 5},
+                      wrote_recently=EVERYONE_WROTE)
     wamids = [wa_client.send_text(f"9198000004{i:02d}", "hi").wamid for i in range(20)]
     sim_receiver.wait_for(lambda r: len(r.statuses()) == 120)
     counts = Counter((status["id"], status["status"]) for status in sim_receiver.statuses())
@@ -83,7 +85,8 @@ def test_duplicates_and_shuffle(wa_client, sim_api, sim_receiver):
 
 
 def test_webhook_delivery_is_retried(wa_client, sim_api, sim_receiver):
-    sim_api.configure(webhooks={"enabled": True, "delivered_probability": 0.0, "max_attempts": 3})
+    sim_api.configure(webhooks={"enabled": True, "delivered_probability": 0.0, "max_attempts": 3},
+                      wrote_recently=EVERYONE_WROTE)
     sim_receiver.fail_next = 2
     wa_client.send_text("919800000501", "hi")
     sim_receiver.wait_for(lambda r: len(r.statuses()) == 1 and sim_api.ledger()["webhooks"]["posted"] == 1)
