@@ -215,7 +215,8 @@ def _buttons_problem(template_buttons: list[TemplateButton], given: list[dict[st
     missing = [(i, button) for i, button in enumerate(template_buttons) if button.needs_parameter and i not in filled]
     if missing:
         index, button = missing[0]
-        return MetaError(131008, f"buttons: Button at index {index} of type {button.sub_type} requires a parameter.")
+        return MetaError(131008, f"buttons: Button at index {index} of type {button.sub_type.capitalize()} requires "
+                                 "a parameter")  # Meta's own wording, as recorded in the contract fixture
     return None
 
 

@@ -99,8 +99,8 @@ CODES: dict[int, MetaCode] = {
     132000: MetaCode("Number of parameters does not match the expected number of params", "The number of variable "
                      "parameter values included in the request did not match the number of variable parameters "
                      "defined in the template."),
-    132001: MetaCode("Template does not exist", "The template does not exist in the specified language or the "
-                     "template has not been approved."),
+    132001: MetaCode("Template name does not exist in the translation", "The template does not exist in the "
+                     "specified language or the template has not been approved.", 404),
     132005: MetaCode("Template Hydrated Text Too Long", "Translated text is too long."),
     132007: MetaCode("Template Format Character Policy Violated", "Template content violates a WhatsApp policy."),
     132012: MetaCode("Template Parameter Format Mismatch", "Variable parameter values formatted incorrectly."),

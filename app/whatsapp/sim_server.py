@@ -22,6 +22,7 @@ from urllib.parse import unquote_to_bytes
 MAX_LINE = 65536
 MAX_HEADERS = 100
 MAX_BODY = 16 * 1024 * 1024
+MAX_UPLOAD_BODY = 101 * 1024 * 1024  # POST …/media: Meta takes documents up to 100 MB, plus the multipart framing
 IDLE_TIMEOUT_S = 120.0
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -130,7 +131,8 @@ class _Handler(socketserver.StreamRequestHandler):
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             raise _BadRequest("400 Bad Request", "Content-Length is not a number.") from None
-        if length < 0 or length > MAX_BODY:
+        upload = environ["REQUEST_METHOD"] == "POST" and environ["PATH_INFO"].rstrip("/").endswith("/media")
+        if length < 0 or length > (MAX_UPLOAD_BODY if upload else MAX_BODY):
             raise _BadRequest("413 Content Too Large", "Request body too large.")
         if environ.get("HTTP_EXPECT", "").lower() == "100-continue":
             self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -14,6 +14,7 @@ from typing import Any
 from app.whatsapp.sim_rules import PLACEHOLDER
 
 CATEGORIES = ("MARKETING", "UTILITY", "AUTHENTICATION")
+TEMPLATE_LIMIT = 250  # templates per WABA while its business is unverified
 _NAME = re.compile(r"^[a-z0-9_]{1,512}$")
 
 
@@ -112,14 +113,31 @@ class TemplateStore:
     def get(self, name: str, language: str) -> SimTemplate | None:
         return self._templates.get((name, language))
 
-    def page(self, limit: int, after: int, status: str | None = None, name: str | None = None
-             ) -> tuple[list[dict[str, Any]], int | None]:
-        """One page of templates in creation order, and the offset of the next page (None on the last)."""
-        with self._lock:
-            items = [t.data for t in self._templates.values()
-                     if (status is None or t.data["status"] == status) and (name is None or name in t.data["name"])]
+    def page(self, limit: int, after: int, status: str | None = None, name: str | None = None,
+             fields: str | None = None) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of templates in creation order, and the offset of the next page (None on the last); `fields`
+        ("name,status") keeps only those, and the id, as Graph does."""
+        items = self._matching(status, name)
         page = items[after:after + limit]
+        if fields:
+            wanted = {"id", *(field.strip() for field in fields.split(","))}
+            page = [{key: value for key, value in item.items() if key in wanted} for item in page]
         return page, (after + limit if after + limit < len(items) else None)
+
+    def summary(self, requested: str, status: str | None = None, name: str | None = None) -> dict[str, Any]:
+        """The `summary` of a template list: `summary=true` gives total_count, or name the fields wanted."""
+        with self._lock:
+            everything = len(self._templates)
+        known = {"total_count": len(self._matching(status, name)), "message_template_count": everything,
+                 "message_template_limit": TEMPLATE_LIMIT, "are_translations_complete": True}
+        if requested.lower() in ("true", "1"):
+            return {"total_count": known["total_count"]}
+        return {field: known[field] for field in (f.strip() for f in requested.split(",")) if field in known}
+
+    def _matching(self, status: str | None, name: str | None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [t.data for t in self._templates.values()
+                    if (status is None or t.data["status"] == status) and (name is None or name in t.data["name"])]
 
     def create(self, body: dict[str, Any]) -> tuple[SimTemplate | None, str | None]:
         """Add a PENDING template, or return why Meta would refuse it."""

@@ -35,6 +35,7 @@ from app.whatsapp.sim_config import (
     digits,
     update_config,
 )
+from app.whatsapp.sim_media import MediaStore, ReceivedMessages, is_read_receipt, mark_read, media_route
 from app.whatsapp.sim_meta import SendRequest, policy_failure, validate_message
 from app.whatsapp.sim_rules import ASYNC_CODES, GraphError, MetaError
 from app.whatsapp.sim_server import SimulatorServer
@@ -57,6 +58,8 @@ class Simulator:
         self.ledger = Ledger()
         self.send_times: deque[float] = deque(maxlen=SEND_TIMES_KEPT)
         self.limiter = ThroughputLimiter()
+        self.media = MediaStore()
+        self.received = ReceivedMessages()
         self.webhooks = WebhookDispatcher(lambda: self.config)
         self._wamid_prefix = secrets.token_hex(5).upper()
         self._counter = itertools.count(1)
@@ -67,7 +70,9 @@ class Simulator:
         if len(parts) == 3 and parts[2] == "messages" and method == "POST":
             return self._send(environ, parts[1], start_response)
         request = Request(environ)
-        if parts[0] == "_sim":
+        if (media := media_route(self.config, self.media, request, parts)) is not None:
+            status, body, headers = media
+        elif parts[0] == "_sim":
             status, body, headers = self._control(request, "/".join(parts[1:]))
         elif len(parts) == 3 and parts[2] == "message_templates":
             status, body, headers = self._templates_route(request, parts)
@@ -78,6 +83,10 @@ class Simulator:
     def close(self) -> None:
         self.webhooks.close()
 
+    def media_exists(self, media_id: str) -> bool:
+        """Whether a media id names an upload the simulator still holds (for checking sends that use it)."""
+        return media_id in self.media
+
     def reset(self, keep_config: bool = False) -> None:
         """Forget all sends, templates and pending webhooks; restore the startup config unless asked not to."""
         self.webhooks.clear()
@@ -86,12 +95,10 @@ class Simulator:
         self.ledger = Ledger()
         self.send_times = deque(maxlen=SEND_TIMES_KEPT)
         self.limiter = ThroughputLimiter()
+        self.media = MediaStore()
+        self.received = ReceivedMessages()
         if not keep_config:
             self.config = self.initial_config
-
-    def media_exists(self, media_id: str) -> bool:
-        """Whether a media id may be sent: one the simulator's media store holds (none without one)."""
-        return False
 
     # --- POST /{version}/{phone_number_id}/messages ------------------------------------------------------------
 
@@ -109,9 +116,12 @@ class Simulator:
             return _meta(INVALID_TOKEN), None
         if phone_number_id != config.phone_number_id:
             return _meta(_unsupported("POST", phone_number_id)), None
+        payload = _json_body(environ)
+        if is_read_receipt(payload):  # the same route marks a customer's message read
+            return mark_read(self.received, payload), None
         if not self.limiter.allow(config.max_messages_per_second):
             return _meta(MetaError(130429, subcode=2494055), config.retry_after_header), None
-        request = validate_message(_json_body(environ), self.templates, self.media_exists)
+        request = validate_message(payload, self.templates, self.media_exists)
         if not isinstance(request, SendRequest):
             return _meta(request), None
         code, asynchronous = self._outcome(config, request)
@@ -167,13 +177,17 @@ class Simulator:
             after = int(request.args.get("after", 0))
         except ValueError:
             return _meta(MetaError(100, "Params limit and after must be integers."))
-        page, next_offset = self.templates.page(limit, after, request.args.get("status"), request.args.get("name"))
+        status, name = request.args.get("status"), request.args.get("name")
+        page, next_offset = self.templates.page(limit, after, status, name, request.args.get("fields"))
         paging: dict[str, Any] = {"cursors": {"before": str(after), "after": str(after + len(page))}}
         if next_offset is not None:
             query = {key: value for key, value in request.args.items() if key != "after"}
             query.update(limit=str(limit), after=str(next_offset))
             paging["next"] = f"{request.host_url}{version}/{self.config.waba_id}/message_templates?{urlencode(query)}"
-        return 200, {"data": page, "paging": paging}, []
+        body: dict[str, Any] = {"data": page, "paging": paging}
+        if request.args.get("summary"):
+            body["summary"] = self.templates.summary(request.args["summary"], status, name)
+        return 200, body, []
 
     def _create_template(self, config: SimulatorConfig, body: Any) -> Response:
         template, problem = self.templates.create(body)
@@ -228,6 +242,8 @@ class Simulator:
         if request.args.get("times") in ("1", "true"):  # when each accepted send arrived (Unix time, seconds)
             data["times"] = list(self.send_times)
         data["webhooks"] = self.webhooks.snapshot()
+        data["media"] = self.media.snapshot()
+        data["read_receipts"] = self.received.snapshot()
         return 200, data, []
 
     def _reset(self, request: Request) -> Response:
@@ -248,6 +264,8 @@ class Simulator:
             return 409, {"error": "No webhook URL is configured; set webhook_url with POST /_sim/config. (The "
                                   "customer's action is recorded.)"}, []
         body, wamid, context_id = built
+        if wamid:
+            self.received.add(wamid)
         delivered, outcome = self.webhooks.post_now(body)
         return (200 if delivered else 502), {"wamid": wamid, "context_id": context_id, "delivered": delivered,
                                              "outcome": outcome}, []
@@ -348,9 +366,14 @@ def _meta(error: MetaError | GraphError, retry_after: bool = True) -> Response:
 
 
 def _respond(start_response: StartResponse, status: int, body: Any, headers: list[tuple[str, str]]) -> list[bytes]:
-    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Send JSON, or bytes as they are (a media download, whose headers carry its Content-Type)."""
+    if isinstance(body, bytes):
+        raw, content_type = body, []
+    else:
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        content_type = [("Content-Type", "application/json")]
     start_response(f"{status} {http.HTTPStatus(status).phrase}",
-                   [("Content-Type", "application/json"), ("Content-Length", str(len(raw))), *headers])
+                   [*content_type, ("Content-Length", str(len(raw))), *headers])
     return [raw]
 
 

@@ -150,7 +150,7 @@ def test_new_lines_tabs_and_runs_of_spaces_in_a_parameter(send, value):
 
 
 @pytest.mark.parametrize(("message", "details"), [
-    (template(TRACKING, body("#1042")), "Button at index 0 of type url requires a parameter"),
+    (template(TRACKING, body("#1042")), "Button at index 0 of type Url requires a parameter"),
     (template(TRACKING, body("#1042"), url_suffix("")), "missing text value"),
     (template(TRACKING, body("#1042"), button("0", "url")), "requires exactly one parameter"),
     (template(TRACKING, body("#1042"), url_suffix("A1"), url_suffix("A2") | {"index": "5"}), "does not exist"),
