@@ -65,7 +65,9 @@ def launch(campaign_id: int, user_id: int | None) -> Campaign:
 def materialise(campaign: Campaign, now: datetime) -> None:
     """One INSERT … SELECT: a message per matching contact, opted-out ones skipped; then the counters.
 
-    Each message keeps its recipient's timezone, so quiet hours are checked while sending without a join."""
+    Each message keeps its recipient's timezone, so quiet hours are checked while sending without a join. Rows are
+    numbered in contact order, so recipients are sent to in the order they were added, whatever plan the database
+    picks for the audience."""
     opted_out = Contact.opted_out_at.is_not(None)
     reason = literal("Opted out of messages on ", String) + _date_text(Contact.opted_out_at)
     run = campaign.send_run()
@@ -75,7 +77,7 @@ def materialise(campaign: Campaign, now: datetime) -> None:
                   case((opted_out, literal(S.SKIPPED)), else_=literal(S.PENDING)),
                   case((opted_out, reason), else_=None), literal({}, JsonDocument), literal({}, JsonDocument),
                   literal(0), Contact.timezone, literal(now, UTCDateTime), literal(now, UTCDateTime)
-                  ).where(audience.condition(campaign.audience or {}))
+                  ).where(audience.condition(campaign.audience or {})).order_by(Contact.id)
     columns = ["campaign_id", "run_id", "source", "contact_id", "direction", "message_type", "status", "skip_reason",
                "parameters", "content", "attempts", "recipient_zone", "created_at", "updated_at"]
     db.session.execute(insert(Message).from_select(columns, rows))
