@@ -29,6 +29,7 @@ from tests.factories.campaigns import (
     make_template,
     messages,
     phone,
+    report_failures,
     statuses,
 )
 
@@ -149,26 +150,31 @@ def test_launched_anyway_a_campaign_skips_exactly_the_recipients_with_an_empty_v
 
 def test_permanent_error_fails_the_message_with_code_title_and_explanation(app, sim):
     add_contacts(app, 3)
-    sim.configure(fixed_outcomes={digits(2): {"code": 131026, "mode": "sync"}})
+    sim.configure(fixed_outcomes={digits(2): 131026})  # Meta accepts the send, then reports it by webhook
     campaign_id = make_campaign(app)
     launch(app, campaign_id)
+    assert messages(app, campaign_id)[phone(2)].status == S.SENT
+    assert report_failures(app, sim) == 1
 
     failed = messages(app, campaign_id)[phone(2)]
     info = ERROR_TABLE[131026]
-    assert (failed.status, failed.error_code, failed.error_title) == (S.FAILED, 131026, info.title)
-    assert failed.error_detail == info.explanation and failed.failed_at is not None and failed.attempts == 1
+    # A webhook failure keeps Meta's own title and adds its words to our explanation (statuses._record_failure).
+    title, explanation = "Message Undeliverable", f"{info.explanation} WhatsApp said: Unable to deliver message."
+    assert (failed.status, failed.error_code, failed.error_title) == (S.FAILED, 131026, title)
+    assert failed.error_detail == explanation and failed.failed_at is not None and failed.attempts == 1
     assert campaign_row(app, campaign_id).status == C.COMPLETED
     assert assert_counters_match(app, campaign_id)["failed"] == 1
     with app.app_context():
         assert campaign_page.failures(campaign_id) == [
-            campaign_page.Failure(131026, info.title, info.explanation, 1)]
+            campaign_page.Failure(131026, title, explanation, 1)]
 
 
 def test_marketing_turned_off_by_the_customer_opts_them_out_for_good(app, sim):
     add_contacts(app, 2)
-    sim.configure(fixed_outcomes={digits(2): {"code": 131050, "mode": "sync"}})
+    sim.configure(fixed_outcomes={digits(2): 131050})  # reported by webhook: processing it opts the customer out
     campaign_id = make_campaign(app)
     launch(app, campaign_id)
+    assert report_failures(app, sim) == 1
 
     assert messages(app, campaign_id)[phone(2)].status == S.FAILED
     with app.app_context():
@@ -231,16 +237,21 @@ def test_after_max_attempts_the_message_fails(app, sim):
     assert_counters_match(app, campaign_id)
 
 
-def test_recipient_deferred_error_waits_at_least_a_day(app, sim):
+def test_recipient_marketing_limit_reported_by_webhook_fails_the_message_with_its_reason(app, sim):
+    # Meta reports 131049 only in a failed status webhook, after accepting the send, so it never reaches the
+    # 24-hour deferral of the send path (results.retry_delay, tested above). A failed status is final
+    # (message_state: nothing leaves FAILED, SENT cannot go back to PENDING): the webhook records the failure.
     add_contacts(app, 2)
-    sim.configure(fixed_outcomes={digits(1): {"code": 131049, "mode": "sync"}})
+    sim.configure(fixed_outcomes={digits(1): 131049})
     campaign_id = make_campaign(app)
     launch(app, campaign_id)
-    deferred = messages(app, campaign_id)[phone(1)]
-    assert deferred.status == S.PENDING and deferred.error_code == 131049
-    assert deferred.next_attempt_at >= datetime.now(UTC) + timedelta(hours=24) - timedelta(seconds=5)
-    assert campaign_row(app, campaign_id).status == C.RUNNING  # waiting for tomorrow, not finished
-    assert_counters_match(app, campaign_id)
+    assert report_failures(app, sim) == 1
+    failed = messages(app, campaign_id)[phone(1)]
+    assert (failed.status, failed.error_code, failed.attempts) == (S.FAILED, 131049, 1)
+    assert failed.error_title == "Meta chose not to deliver." and failed.next_attempt_at is None
+    assert ERROR_TABLE[131049].explanation in failed.error_detail
+    assert campaign_row(app, campaign_id).status == C.COMPLETED
+    assert assert_counters_match(app, campaign_id)["failed"] == 1
 
 
 def test_pause_class_error_pauses_the_campaign_with_the_reason_on_its_page(app, sim, staff_client):

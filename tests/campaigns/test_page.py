@@ -16,6 +16,7 @@ from tests.factories.campaigns import (
     make_campaign,
     make_template,
     phone,
+    report_failures,
     statuses,
 )
 
@@ -68,7 +69,7 @@ def test_launch_problems_are_shown_and_the_button_is_disabled(app, sim, staff_cl
 
 def test_the_live_fragment_polls_while_sending_and_stops_when_done(app, sim, staff_client):
     add_contacts(app, 4)
-    sim.configure(fixed_outcomes={phone(2)[1:]: {"code": 131026, "mode": "sync"}})
+    sim.configure(fixed_outcomes={phone(2)[1:]: 131026})  # accepted, then failed by webhook
     campaign_id = make_campaign(app)
     launch(app, campaign_id, run=False)
 
@@ -78,6 +79,7 @@ def test_the_live_fragment_polls_while_sending_and_stops_when_done(app, sim, sta
     assert 'value="0"' in fragment and "Sending" in fragment and 'data-action="pause"' in fragment
 
     run_jobs(app)
+    assert report_failures(app, sim) == 1
     fragment = staff_client.get(f"/campaigns/{campaign_id}", headers=HTMX).get_data(as_text=True)
     assert "hx-trigger" not in fragment and 'value="100"' in fragment and "Completed" in fragment
     assert re.search(r'data-counter="sent">3<', fragment) and re.search(r'data-counter="failed">1<', fragment)

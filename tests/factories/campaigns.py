@@ -5,24 +5,31 @@ Test modules import the fixtures they use from here, as they would from a confte
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from unittest import mock
 
 import pytest
 import requests
 from sqlalchemy import select
 
+import jobs.webhooks
 from app.extensions import db
 from app.models import Campaign, Contact, Message, MessageTemplate, TemplateStatus
 from app.services.campaigns import lifecycle
 from app.services.sending import claims, message_state
 from app.whatsapp.sim_config import SimulatorConfig, WebhookBehaviour
+from app.whatsapp.sim_rules import status_error
 from app.whatsapp.sim_server import SimulatorServer
+from app.whatsapp.sim_webhooks import envelope, messages_value
 from app.whatsapp.simulator import Simulator, create_simulator
+from app.whatsapp.webhook import SIGNATURE_HEADER, sign
 from jobs.campaigns import enqueue_send_batch
 from tests.conftest import run_jobs
 
 TOKEN, PHONE_NUMBER_ID, WABA_ID = "dispatch-test-token", "106540352242922", "102290129340398"
+APP_SECRET = "dispatch-test-app-secret"
 HELLO = [{"type": "BODY", "text": "Welcome and congratulations!! This message demonstrates your ability to send a "
                                   "WhatsApp message notification from the Cloud API, hosted by Meta."}]
 ORDER_UPDATE = [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} has been shipped and will reach you soon."}]
@@ -61,8 +68,29 @@ def sim(app, sim_process_wide: Sim) -> Sim:
     sim_process_wide.simulator.reset()
     app.config.update(WHATSAPP_API_BASE_URL=sim_process_wide.url, WHATSAPP_ACCESS_TOKEN=TOKEN,
                       WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID, WHATSAPP_BUSINESS_ACCOUNT_ID=WABA_ID,
-                      WHATSAPP_SEND_CONCURRENCY=4, SEND_RATE_PER_SECOND=1000, SEND_BATCH_SIZE=10)
+                      WHATSAPP_SEND_CONCURRENCY=4, SEND_RATE_PER_SECOND=1000, SEND_BATCH_SIZE=10,
+                      WHATSAPP_APP_SECRET=APP_SECRET)
     return sim_process_wide
+
+
+def report_failures(app, sim) -> int:
+    """Post what Meta sends after accepting a message it cannot deliver: one signed `failed` status webhook, in the
+    simulator's own words, for each send it failed by webhook; then process it as the worker does. Returns how many.
+
+    (The session simulator posts no webhooks itself: the app is not served over HTTP in these tests.)
+    """
+    failed = [send for send in sim.ledger(detail=True)["recent"] if send["failure_code"] is not None]
+    config, client = sim.simulator.config, app.test_client()
+    for send in failed:
+        item = {"id": send["wamid"], "status": "failed", "timestamp": str(int(datetime.now(UTC).timestamp())),
+                "recipient_id": send["to"], "errors": [status_error(send["failure_code"])]}
+        raw = json.dumps(envelope(config, "messages", messages_value(config, statuses=[item]))).encode()
+        response = client.post("/webhooks/whatsapp", data=raw, content_type="application/json",
+                               headers={SIGNATURE_HEADER: sign(raw, app.config["WHATSAPP_APP_SECRET"])})
+        assert response.status_code == 200, response.get_data(as_text=True)
+    with mock.patch.object(jobs.webhooks, "DRAIN_IDLE_SECONDS", 0):  # the drain ends once the inbox is empty
+        run_jobs(app)
+    return len(failed)
 
 
 def phone(number: int) -> str:

@@ -145,9 +145,11 @@ def test_confirmation_left_behind_by_a_lost_job_is_sent_by_the_sweeper(hooks):
     assert [m.status for m in _confirmations(hooks.app)] == ["sent"] and len(hooks.sends(ASHA)) == 1
 
 
-def test_confirmation_refused_by_whatsapp_is_recorded_as_failed(hooks):
-    hooks.sim.configure(fixed_outcomes={ASHA: {"code": 131047, "mode": "sync"}})
+def test_confirmation_failed_by_whatsapp_is_recorded_as_failed(hooks):
+    hooks.sim.configure(fixed_outcomes={ASHA: 131047})  # Meta accepts it, then reports the failure by webhook
     hooks.deliver(inbound_body(text(ASHA, "STOP")))
+    assert [m.status for m in _confirmations(hooks.app)] == ["sent"]
+    assert dispatch.report_failures(hooks.app, hooks.sim) == 1
     [confirmation] = _confirmations(hooks.app)
     assert (confirmation.status, confirmation.error_code) == ("failed", 131047)
     assert "24 hours" in confirmation.error_detail
