@@ -117,8 +117,8 @@ _ENTRIES = (
               "WhatsApp disabled this template after repeated quality problems; create a new template to continue."),
     # This recipient only: try again much later.
     ErrorInfo(131049, DEFER, "Marketing limit for this customer",
-              "WhatsApp limits how many marketing messages each person receives: refused as we send, the message "
-              "is tried again after 24 hours; reported later, it is not sent.",
+              "WhatsApp limits marketing messages per person: refused as we send, it is tried again in 24 hours; "
+              "reported later, it is not sent.",
               DAY_SECONDS),
     # The sender itself is unusable.
     ErrorInfo(0, STOP, "Authentication error",
