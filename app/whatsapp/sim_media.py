@@ -20,6 +20,7 @@ from werkzeug.wrappers import Request
 
 from app.whatsapp.sim_config import SimulatorConfig
 from app.whatsapp.sim_meta import MetaError
+from app.whatsapp.sim_rules import INVALID_TOKEN, GraphError, unsupported
 
 Response = tuple[int, Any, list[tuple[str, str]]]
 
@@ -39,7 +40,6 @@ MEDIA_TYPES: dict[str, int] = {
 STATIC_STICKER_BYTES = 100 * KB
 MEDIA_STORE_BYTES = 256 * MB  # a benchmark uploading in a loop must not grow the simulator without bound
 RECEIVED_KEPT = 100_000  # customer message ids that can be marked read, newest kept
-GRAPH_DOCS = "https://developers.facebook.com/docs/graph-api"
 
 
 @dataclass(frozen=True)
@@ -237,24 +237,18 @@ def mark_read(received: ReceivedMessages, payload: dict[str, Any]) -> Response:
 
 def graph_error(message: str, code: int = 100, kind: str = "OAuthException", subcode: int | None = None,
                 status: int = 400) -> Response:
-    """A Graph API error: message, type, code, optional subcode, fbtrace_id, and no error_data."""
-    error: dict[str, Any] = {"message": message, "type": kind, "code": code}
-    if subcode is not None:
-        error["error_subcode"] = subcode
-    error["fbtrace_id"] = "A" + secrets.token_urlsafe(16)
-    return status, {"error": error}, []
+    """A Graph API error (sim_rules.GraphError's shape: no error_data) with the HTTP status given."""
+    return status, GraphError(code, message, kind, subcode).body(), []
 
 
 def invalid_token() -> Response:
-    status, body, _ = graph_error("Invalid OAuth access token - Cannot parse access token", code=190, status=401)
-    return status, body, [("WWW-Authenticate", 'OAuth "Facebook Platform" "invalid_token" "Invalid OAuth access '
-                                                'token - Cannot parse access token"')]
+    return 401, INVALID_TOKEN.body(), [("WWW-Authenticate", 'OAuth "Facebook Platform" "invalid_token" "Invalid OAuth '
+                                                            'access token - Cannot parse access token"')]
 
 
 def _unsupported(method: str, object_id: str) -> Response:
-    return graph_error(f"Unsupported {method.lower()} request. Object with ID '{object_id}' does not exist, cannot be "
-                       f"loaded due to missing permissions, or does not support this operation. Please read the "
-                       f"Graph API documentation at {GRAPH_DOCS}", kind="GraphMethodException", subcode=33)
+    error = unsupported(method, object_id)
+    return error.http_status, error.body(), []
 
 
 def _whatsapp_error(code: int, details: str) -> Response:

@@ -180,6 +180,17 @@ class GraphError:
         return {"error": error}
 
 
+INVALID_TOKEN = GraphError(190, "Invalid OAuth access token - Cannot parse access token")
+
+
+def unsupported(method: str, object_id: str) -> GraphError:
+    """Graph's answer for an object id it does not know (or a method the object does not take)."""
+    return GraphError(100, f"Unsupported {method.lower()} request. Object with ID '{object_id}' does not exist, "
+                           "cannot be loaded due to missing permissions, or does not support this operation. Please "
+                           "read the Graph API documentation at https://developers.facebook.com/docs/graph-api",
+                      type="GraphMethodException", subcode=33)
+
+
 def status_error(code: int) -> dict[str, Any]:
     """The errors[] item of a failed status webhook."""
     meta = meta_code(code)

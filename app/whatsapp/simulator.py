@@ -37,7 +37,7 @@ from app.whatsapp.sim_config import (
 )
 from app.whatsapp.sim_media import MediaStore, ReceivedMessages, is_read_receipt, mark_read, media_route
 from app.whatsapp.sim_meta import SendRequest, policy_failure, validate_message
-from app.whatsapp.sim_rules import ASYNC_CODES, GraphError, MetaError
+from app.whatsapp.sim_rules import ASYNC_CODES, INVALID_TOKEN, GraphError, MetaError, unsupported
 from app.whatsapp.sim_server import SimulatorServer
 from app.whatsapp.sim_store import Customers, Ledger, TemplateStore, ThroughputLimiter, tracker_of
 from app.whatsapp.sim_webhooks import WebhookDispatcher, envelope, messages_value
@@ -77,7 +77,7 @@ class Simulator:
         elif len(parts) == 3 and parts[2] == "message_templates":
             status, body, headers = self._templates_route(request, parts)
         else:
-            status, body, headers = _meta(_unsupported(request.method, parts[1] if len(parts) > 1 else parts[0]))
+            status, body, headers = _meta(unsupported(request.method, parts[1] if len(parts) > 1 else parts[0]))
         return _respond(start_response, status, body, headers)
 
     def close(self) -> None:
@@ -115,7 +115,7 @@ class Simulator:
         if not _authorized(config, environ.get("HTTP_AUTHORIZATION"), environ.get("QUERY_STRING", "")):
             return _meta(INVALID_TOKEN), None
         if phone_number_id != config.phone_number_id:
-            return _meta(_unsupported("POST", phone_number_id)), None
+            return _meta(unsupported("POST", phone_number_id)), None
         payload = _json_body(environ)
         if is_read_receipt(payload):  # the same route marks a customer's message read
             return mark_read(self.received, payload), None
@@ -164,7 +164,7 @@ class Simulator:
         if not _authorized(config, request.headers.get("Authorization"), request.query_string.decode("latin-1")):
             return _meta(INVALID_TOKEN)
         if parts[1] != config.waba_id:
-            return _meta(_unsupported(request.method, parts[1]))
+            return _meta(unsupported(request.method, parts[1]))
         if request.method == "GET":
             return self._list_templates(request, parts[0])
         if request.method == "POST":
@@ -340,21 +340,11 @@ def _json_body(environ: dict[str, Any]) -> Any:
         return None
 
 
-INVALID_TOKEN = GraphError(190, "Invalid OAuth access token - Cannot parse access token")
-
-
 def _authorized(config: SimulatorConfig, authorization: str | None, query: str) -> bool:
     """Graph takes the token as a bearer header or as ?access_token= in the query string."""
     if authorization == f"Bearer {config.access_token}":
         return True
     return "access_token=" in query and config.access_token in parse_qs(query).get("access_token", [])
-
-
-def _unsupported(method: str, object_id: str) -> GraphError:
-    return GraphError(100, f"Unsupported {method.lower()} request. Object with ID '{object_id}' does not exist, "
-                           "cannot be loaded due to missing permissions, or does not support this operation. Please "
-                           "read the Graph API documentation at https://developers.facebook.com/docs/graph-api",
-                      type="GraphMethodException", subcode=33)
 
 
 def _meta(error: MetaError | GraphError, retry_after: bool = True) -> Response:
