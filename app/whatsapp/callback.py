@@ -21,10 +21,6 @@ class Callback:
     run_id: int | None = None  # "r<id>"
     campaign_id: int | None = None  # legacy "c<id>"
 
-    @property
-    def on_its_own(self) -> bool:
-        return self.run_id is None and self.campaign_id is None
-
 
 def encode(message_id: int, run_id: int | None = None) -> str:
     return f"r{run_id}:{message_id}" if run_id is not None else f"m:{message_id}"

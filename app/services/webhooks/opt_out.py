@@ -37,13 +37,6 @@ class Keywords:
                    frozenset(map(normalise, settings.get("opt_in_keywords"))))
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    message_id: int
-    to: str
-    body: str
-
-
 def normalise(text: str | None) -> str:
     """Compare keywords casefolded, with spaces collapsed and edge punctuation ("Stop.", "रोकें।") dropped."""
     text = " ".join(unicodedata.normalize("NFKC", text or "").split())
