@@ -25,6 +25,13 @@ def read_composer(form) -> CampaignDraft:
                          quiet_hours_end=form.get("quiet_hours_end", ""))
 
 
+def read_quiet_hours(form) -> tuple[str, str]:
+    """The review's quiet-hours form: (start, end) as typed, or both empty for "send now anyway"."""
+    if form.get("quiet_action") == "ignore":
+        return "", ""
+    return form.get("quiet_hours_start", ""), form.get("quiet_hours_end", "")
+
+
 def read_audience(form) -> AudienceChoice:
     rules = zip(form.getlist("rule_key"), form.getlist("rule_op"), form.getlist("rule_value"), strict=False)
     return AudienceChoice(everyone=form.get("audience_mode", "all") != "filter",

@@ -13,8 +13,10 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.blueprints import campaign_forms
+from app.models import CampaignStatus
 from app.services.campaigns import audience, schedule
 from app.services.campaigns import drafts as campaigns
+from app.services.campaigns import page as campaign_page
 from app.services.campaigns.drafts import ComposerErrors
 from app.services.contacts import tags
 from app.services.errors import ServiceError
@@ -71,6 +73,29 @@ def delete(campaign_id: int):
         return _go(_run_page_or_list(campaign_id))
     flash(f"Deleted the draft “{name}”.", "success")
     return _go(url_for(".index"))
+
+
+@bp.post("/<int:campaign_id>/quiet-hours")
+def quiet_hours(campaign_id: int):
+    """The review's one-click change of a draft's quiet hours; HTMX gets the review again with new figures."""
+    error = None
+    try:
+        campaign = campaigns.set_quiet_hours(campaign_id, *campaign_forms.read_quiet_hours(request.form))
+    except ServiceError as problem:
+        error, campaign = problem.message, campaigns.get_campaign(campaign_id)
+    notice = None if error else _quiet_notice(campaign)
+    if not request.headers.get("HX-Request") or campaign.status != CampaignStatus.DRAFT:
+        flash(error or notice, "error" if error else "success")
+        return _go(_run_page_or_list(campaign_id))
+    return render_template("campaigns/_review_partial.html", view=campaign_page.page_view(campaign_id),
+                           quiet_error=error, quiet_notice=notice, oob_summary=True)
+
+
+def _quiet_notice(campaign) -> str:
+    if not campaign.quiet_hours_start:
+        return "Quiet hours are off for this campaign: it sends around the clock."
+    return (f"Quiet hours for this campaign are now {campaign.quiet_hours_start}–{campaign.quiet_hours_end} "
+            "in each recipient's own time.")
 
 
 def _go(url: str):

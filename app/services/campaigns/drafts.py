@@ -257,6 +257,22 @@ def _quiet_hours_problem(start: str, end: str) -> str | None:
     return None
 
 
+def set_quiet_hours(campaign_id: int, start: str, end: str) -> Campaign:
+    """Change a draft's quiet hours from its review (both empty: send around the clock). Commits."""
+    campaign = _locked(campaign_id)
+    ensure_editable(campaign)
+    start, end = start.strip(), end.strip()
+    problem = _quiet_hours_problem(start, end)
+    if problem:
+        raise ServiceError(problem, field="quiet_hours")
+    campaign.quiet_hours_start, campaign.quiet_hours_end = start or None, end or None
+    change = f"to {start}–{end}" if start else "off: it sends around the clock"
+    audit.record("campaign.quiet_hours", f"Changed the quiet hours of “{campaign.name}” {change}",
+                 target=f"campaign:{campaign.id}")
+    db.session.commit()
+    return campaign
+
+
 def _minutes(clock: str) -> int:
     hours, minutes = clock.split(":")
     return int(hours) * 60 + int(minutes)

@@ -118,7 +118,7 @@ def page_view(campaign_id: int) -> RunView:
         view.audience = audience.summary(campaign.audience)
     if campaign.status == C.DRAFT:
         view.problems = campaign_review.launch_problems(campaign, view.audience) + _schedule_problems(campaign)
-        view.review = campaign_review.review(campaign, view.audience)
+        view.review = campaign_review.review(campaign, view.audience, _first_start(campaign))
     if campaign.status == C.SCHEDULED:
         view.next_start = _next_start(campaign)
     if campaign.schedule_kind == "cron":
@@ -152,6 +152,13 @@ def failures(campaign_id: int) -> list[Failure]:
         .group_by(Message.error_code, Message.error_title, Message.error_detail)
         .order_by(count.desc()).limit(FAILURE_GROUPS))
     return [Failure(code, title or "Not sent", detail or "", number) for code, title, detail, number in rows]
+
+
+def _first_start(campaign: Campaign) -> datetime | None:
+    """A scheduled draft's first start, for the review's quiet-hours check; None: it would start now."""
+    if campaign.schedule_kind not in ("at", "cron"):
+        return None
+    return lifecycle.next_run_before_end(campaign, utcnow())
 
 
 def _next_start(campaign: Campaign) -> datetime | None:

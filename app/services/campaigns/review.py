@@ -1,20 +1,24 @@
 """The review before launch: who gets the campaign and who is skipped (and why), what it costs, how long it takes,
-whether it fits the messaging limit, the message itself for a few recipients, how many would get an empty value,
-and what still blocks launching."""
+who is inside quiet hours at the start and when they begin (quiet_start), whether it fits the messaging limit, the
+message itself for a few recipients, how many would get an empty value, and what still blocks launching."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, true
+from sqlalchemy import and_, func, not_, or_, select, true
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, Contact, TemplateStatus
-from app.services.campaigns import audience
+from app.services.admin import settings
+from app.services.campaigns import audience, quiet_start
 from app.services.campaigns.audience import AudienceSummary
 from app.services.campaigns.estimates import Estimate, estimate
+from app.services.campaigns.quiet_start import QuietStart
 from app.services.templates import parts, rendering
 from app.services.templates.parts import Bubble
 from app.services.templates.rendering import clean, is_mapped, template_variables
@@ -43,14 +47,19 @@ class Review:
     bubble: Bubble | None  # the message for the first recipient, or the template when no one matches
     recipient: str | None  # whom the bubble shows it for
     share_link: str | None
+    quiet: QuietStart | None = None  # recipients inside quiet hours at the start; None when no one is
+    quiet_lines: tuple[str, ...] = ()  # what to say about them, on the shop's clock
+    starts_text: str | None = None  # "09:00 tomorrow" when no one can get it at the start
+
 
     @property
     def skipped_total(self) -> int:
         return sum(reason.count for reason in self.skipped)
 
 
-def review(campaign: Campaign, summary: AudienceSummary | None = None) -> Review:
-    """Everything the review card shows for a draft; `summary` when the caller counted the audience already."""
+def review(campaign: Campaign, summary: AudienceSummary | None = None, start_at: datetime | None = None) -> Review:
+    """Everything the review card shows for a draft; `summary` when the caller counted the audience already,
+    `start_at` for a scheduled campaign's first start (quiet hours are checked then instead of now)."""
     summary = summary or audience.summary(campaign.audience)
     samples = sample_previews(campaign, limit=1)
     first = samples[0] if samples else None
@@ -58,10 +67,31 @@ def review(campaign: Campaign, summary: AudienceSummary | None = None) -> Review
     if empty:
         skipped = sorted([*skipped, SkipReason("would get an empty value, which WhatsApp refuses", empty)],
                          key=lambda reason: -reason.count)
-    return Review(summary=summary, skipped=skipped, estimate=estimate(campaign, summary.eligible - empty),
+    figures = estimate(campaign, summary.eligible - empty)
+    now, quiet = utcnow(), None
+    if figures.eligible:
+        quiet = quiet_start.outlook(campaign, _recipients(campaign, bool(empty)), start_at or now, figures.rate,
+                                    scheduled=start_at is not None)
+    return Review(summary=summary, skipped=skipped, estimate=figures,
                   bubble=first.bubble if first else _blank(campaign),
                   recipient=(first.contact.name or first.contact.phone) if first else None,
-                  share_link=rendering.share_link(campaign, first.contact if first else None))
+                  share_link=rendering.share_link(campaign, first.contact if first else None),
+                  **_quiet_texts(quiet, now))
+
+
+def _quiet_texts(quiet: QuietStart | None, now: datetime) -> dict[str, Any]:
+    if quiet is None:
+        return {}
+    zone = settings.get("timezone")
+    starts = None if quiet.ready else quiet_start.moment_text(quiet.first_send, now, zone)
+    return {"quiet": quiet, "quiet_lines": tuple(quiet_start.sentences(quiet, now, zone)), "starts_text": starts}
+
+
+def _recipients(campaign: Campaign, skips_empty: bool):
+    """The contacts launch would queue a message for: eligible, less those skipped for an empty value."""
+    eligible = audience.eligible_condition(campaign.audience)
+    conditions = _empty_conditions(campaign) if skips_empty else {}
+    return and_(eligible, not_(or_(*conditions.values()))) if conditions else eligible
 
 
 def _skipped_for_empty_values(campaign: Campaign) -> int:
