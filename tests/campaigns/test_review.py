@@ -29,7 +29,8 @@ def _review(html: str) -> dict[str, str]:
     return dict(re.findall(r'data-review="(\w+)">([^<]+)<', html))
 
 
-def test_review_shows_recipients_skipped_with_reasons_cost_and_time(app, sim, staff_client):
+def test_review_shows_recipients_skipped_with_reasons_cost_and_time(app, sim, staff_client, clock):
+    clock.now = datetime(2026, 12, 8, 6, 30, tzinfo=UTC)  # noon in India: outside the campaign's quiet hours
     app.config["SEND_RATE_PER_SECOND"] = 2
     add_contacts(app, 300)
     add_contacts(app, 4, start=400, opted_out_at=OPTED_OUT)

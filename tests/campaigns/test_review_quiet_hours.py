@@ -94,7 +94,8 @@ def test_one_zone_held_says_when_it_starts(app, sim, staff_client, clock):
     clock.now = INDIAN_MORNING
     for phone in (INDIA, DUBAI):
         _save_contact(app, phone)
-    assert "1 can go now; the other one starts at 10:30 today." in _quiet_text(_page(staff_client, _quiet_campaign(app)))
+    html = _page(staff_client, _quiet_campaign(app))
+    assert "1 can go now; the other one starts at 10:30 today." in _quiet_text(html)
 
 
 def test_a_scheduled_campaign_is_checked_at_its_scheduled_start(app, sim, staff_client, clock):
