@@ -78,9 +78,9 @@ def delete(campaign_id: int):
 @bp.post("/<int:campaign_id>/quiet-hours")
 def quiet_hours(campaign_id: int):
     """The review's one-click change of a draft's quiet hours; HTMX gets the review again with new figures."""
-    error = None
+    typed, error = campaign_forms.read_quiet_hours(request.form), None
     try:
-        campaign = campaigns.set_quiet_hours(campaign_id, *campaign_forms.read_quiet_hours(request.form))
+        campaign = campaigns.set_quiet_hours(campaign_id, *typed)
     except ServiceError as problem:
         error, campaign = problem.message, campaigns.get_campaign(campaign_id)
     notice = None if error else _quiet_notice(campaign)
@@ -88,7 +88,8 @@ def quiet_hours(campaign_id: int):
         flash(error or notice, "error" if error else "success")
         return _go(_run_page_or_list(campaign_id))
     return render_template("campaigns/_review_partial.html", view=campaign_page.page_view(campaign_id),
-                           quiet_error=error, quiet_notice=notice, oob_summary=True)
+                           quiet_error=error, quiet_typed=typed if error else None, quiet_notice=notice,
+                           oob_summary=True)
 
 
 def _quiet_notice(campaign) -> str:

@@ -1,7 +1,9 @@
 """A real browser composes a campaign, reviews it before launch (counts, skipped with reasons, cost, sending time),
-sends a test to the simulator, then duplicates the draft and deletes the copy through the confirm dialog."""
+sends a test to the simulator, then duplicates the draft and deletes the copy through the confirm dialog; and reviews
+a campaign after midnight, when quiet hours hold everyone, and changes its quiet hours from the review."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from playwright.sync_api import expect
 
@@ -9,6 +11,7 @@ from app.extensions import db
 from app.models import Contact, Message, Setting
 from tests.browser.conftest import ARTIFACTS, sign_in
 from tests.browser.conftest import screenshot as full_page_screenshot
+from tests.factories.campaigns import make_campaign
 
 pytest_plugins = ["tests.factories.composer"]
 
@@ -114,4 +117,69 @@ def test_review_a_composed_campaign_and_send_a_test(app, live_server, page, sim,
     expect(page.locator("table")).to_contain_text("Gold shipping update")
     expect(page.locator("table")).not_to_contain_text("Copy of")
     screenshot(page, "campaign-list-actions")
+    assert page.js_errors == [], page.js_errors
+
+
+AFTER_MIDNIGHT_IST = datetime(2026, 12, 7, 19, 3, tzinfo=UTC)  # 00:33 on 8 Dec in India, 23:03 on 7 Dec in Dubai
+SHOTS = Path("/tmp/shots-review")
+
+
+def _night_audience(app) -> int:
+    """38 customers whose numbers have no timezone (they follow the campaign's, Asia/Kolkata) and 2 in Dubai."""
+    with app.app_context():
+        db.session.add_all(Contact(phone=f"+9198{n:08d}", wa_id=f"9198{n:08d}", name=f"Customer {n}")
+                           for n in range(1, 39))
+        db.session.add_all(Contact(phone=f"+97150{n:07d}", wa_id=f"97150{n:07d}", name=f"Dubai {n}",
+                                   timezone="Asia/Dubai") for n in range(1, 3))
+        db.session.commit()
+    return make_campaign(app, name="Winter sale", timezone="Asia/Kolkata", quiet_hours_start="21:00",
+                         quiet_hours_end="09:00")
+
+
+def _shoot(page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    for width, height in ((1366, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.locator("#review").screenshot(path=str(SHOTS / f"{name}-{width}.png"))
+        overflowing = page.evaluate("[...document.querySelectorAll('#review *')]"
+                                    ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.className)")
+        assert overflowing == [], f"text wider than its box at {width}: {overflowing}"
+    page.set_viewport_size({"width": 1366, "height": 900})
+
+
+def test_review_after_midnight_says_when_sending_starts_and_sends_now_in_one_click(app, live_server, page, clock,
+                                                                                    quick_user):
+    clock.now = AFTER_MIDNIGHT_IST
+    app.config["SEND_RATE_PER_SECOND"] = 1
+    campaign_id = _night_audience(app)
+    sign_in(page, live_server, quick_user)
+    page.goto(f"{live_server}/campaigns/{campaign_id}")
+    note = page.locator("#quiet-start")
+    expect(note).to_contain_text("Right now, all 40 recipients are inside quiet hours (21:00–09:00 in their own "
+                                 "time), so sending starts at 09:00 today.")
+    expect(note).to_contain_text("Sending should be done around 10:30 today.")  # Dubai's 09:00 is 10:30 here
+    expect(page.locator("#launch-button")).to_contain_text("Launch now to 40 contacts, sending from 09:00 today")
+    _shoot(page, "review-quiet")
+
+    page.click("#ignore-quiet-hours")
+    expect(page.locator("#quiet-notice")).to_have_text("Quiet hours are off for this campaign: it sends around the "
+                                                       "clock.")
+    expect(page.locator("#quiet-start")).to_have_count(0)
+    expect(page.locator("#summary-quiet")).to_have_text("None: it sends around the clock")
+    expect(page.locator("#launch-button")).to_have_text("Launch now to 40 contacts")
+    expect(page.locator("[data-review=duration]")).to_have_text("under a minute")
+    _shoot(page, "review-quiet-off")
+
+    page.click("#quiet-edit summary")
+    page.fill("#review_quiet_start", "22:00")
+    page.fill("#review_quiet_end", "06:00")
+    page.click("#save-quiet-hours")
+    expect(page.locator("#quiet-start")).to_contain_text("so sending starts at 06:00 today")
+    expect(page.locator("#summary-quiet")).to_contain_text("No messages between 22:00 and 06:00")
+    page.click("#quiet-edit summary")
+    page.fill("#review_quiet_end", "22:00")
+    page.click("#save-quiet-hours")
+    expect(page.locator("#quiet-error")).to_have_text(
+        "Quiet hours cannot start and end at the same time; leave both empty to send around the clock.")
+    _shoot(page, "review-quiet-error")
     assert page.js_errors == [], page.js_errors

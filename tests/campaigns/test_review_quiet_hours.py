@@ -176,6 +176,7 @@ def test_a_bad_change_is_explained_and_changes_nothing(app, sim, staff_client, c
     assert re.search(r'<p class="field-error" role="alert" id="quiet-error">Quiet hours cannot start and end at the '
                      r"same time; leave both empty to send around the clock.</p>", html)
     assert '<details class="quiet-edit" id="quiet-edit" open>' in html and "sending starts at 09:00 today" in html
+    assert re.search(r'name="quiet_hours_start" value="09:00"', html)  # as typed, to correct
     assert campaign_row(app, campaign_id).quiet_hours_start == "21:00"
 
 
