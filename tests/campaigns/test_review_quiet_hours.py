@@ -98,10 +98,14 @@ def test_one_zone_held_says_when_it_starts(app, sim, staff_client, clock):
     assert "1 can go now; the other one starts at 10:30 today." in _quiet_text(html)
 
 
-def test_a_scheduled_campaign_is_checked_at_its_scheduled_start(app, sim, staff_client, clock):
+@pytest.mark.parametrize("schedule", [
+    {"schedule_kind": "at", "scheduled_at": datetime(2026, 12, 8, 17, 30, tzinfo=UTC)},
+    {"schedule_kind": "cron", "cron": "0 23 * * *"},  # a repeating campaign: its first run
+])
+def test_a_scheduled_campaign_is_checked_at_its_scheduled_start(app, sim, staff_client, clock, schedule):
     clock.now = NOON_IST  # outside quiet hours now, but the campaign starts at 23:00
     add_contacts(app, 5)
-    campaign_id = _quiet_campaign(app, schedule_kind="at", scheduled_at=datetime(2026, 12, 8, 17, 30, tzinfo=UTC))
+    campaign_id = _quiet_campaign(app, **schedule)
     assert _quiet_text(_page(staff_client, campaign_id)) == (
         "Quiet hours. At the scheduled start (23:00 today), all 5 recipients are inside quiet hours (21:00–09:00 in "
         "their own time), so sending starts at 09:00 tomorrow and takes under a minute.")
@@ -117,6 +121,16 @@ def test_a_long_send_that_runs_into_quiet_hours_says_when_it_ends(app, sim, staf
     assert _quiet_text(_page(staff_client, campaign_id)) == (
         "Quiet hours. At the scheduled start (21:10 today), all 2,400 recipients are inside quiet hours (21:00–09:00 "
         "in their own time), so sending starts at 09:00 tomorrow and takes about 40 min.")
+
+
+def test_a_window_closing_mid_send_holds_the_rest_until_morning(app, sim, staff_client, clock):
+    clock.now = datetime(2026, 12, 8, 15, 0, tzinfo=UTC)  # 20:30 in India, 00:00 in Tokyo
+    app.config["SEND_RATE_PER_SECOND"] = 1
+    add_contacts(app, 2400)  # 1,800 go before 21:00; the last 600 from 09:00, after Tokyo's 09:00 (05:30 here)
+    _save_contact(app, "+81312345678")
+    assert _quiet_text(_page(staff_client, _quiet_campaign(app))) == (
+        "Quiet hours. Right now, 1 of the 2,401 recipients is inside quiet hours (21:00–09:00 in their own time). "
+        "2,400 can go now; the other one starts at 05:30 tomorrow. Sending should be done around 09:10 tomorrow.")
 
 
 def test_nothing_extra_outside_quiet_hours_or_without_them(app, sim, staff_client, clock):

@@ -144,7 +144,7 @@ def sentences(quiet: QuietStart, now: datetime, shop_zone: str) -> list[str]:
         who = "the only recipient is" if quiet.total == 1 else f"all {quiet.total:,} recipients are"
         lines = [f"{when} {who} {inside}, so sending starts at {moment(quiet.first_send)}"]
     else:
-        people = "recipient is" if quiet.held == 1 else "recipients are"
+        people = "recipients is" if quiet.held == 1 else "recipients are"  # "1 of the 40 recipients is"
         others = "the other one starts" if quiet.held == 1 else f"the other {quiet.held:,} start"
         lines = [f"{when} {quiet.held:,} of the {quiet.total:,} {people} {inside}. {quiet.ready:,} can go "
                  f"{'then' if quiet.scheduled else 'now'}; {others} {_waves_text(quiet.waves, moment)}"]
