@@ -3,7 +3,7 @@
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.services.admin import health, settings, system, whatsapp_check
+from app.services.admin import account_status, health, settings, system, whatsapp_check
 from app.services.errors import NotFound, ServiceError
 from app.services.webhooks import intake
 from jobs.webhooks import enqueue_process_webhook_event
@@ -68,3 +68,13 @@ def reprocess_webhook_event(event_id: int):
     enqueue_process_webhook_event(event_id)
     flash(f"Event {event_id} queued for processing again.", "success")
     return redirect(url_for("system.webhook_event_list"))
+
+
+@bp.post("/account-problems/<int:problem_id>/dismiss")
+def dismiss_account_problem(problem_id: int):
+    try:
+        account_status.dismiss(problem_id, current_user.id)
+        flash("Account warning dismissed.", "success")
+    except NotFound as error:
+        flash(error.message, "error")
+    return redirect(url_for("dashboard.index"))

@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate; imported here so Alembic sees them all."""
 
+from app.models.account import AccountBlock, AccountProblem
 from app.models.audit import AuditEntry, Setting
 from app.models.campaign import (
     Campaign,
@@ -19,8 +20,8 @@ from app.models.inbox import AutoReplyFiring, AutoReplyRule, Conversation
 from app.models.user import Role, User
 
 __all__ = [
-    "AuditEntry", "AutoReplyFiring", "AutoReplyRule", "Campaign", "CampaignStatus", "Contact", "ContactImport",
-    "ContactImportProblem", "Conversation", "HourlyMessageStats", "Message", "MessageSource", "MessageStatus",
-    "MessageTemplate", "OptOutSource", "Role", "SendRun", "Setting", "Tag", "TemplateStatus", "User", "WebhookEvent",
-    "contact_tags",
+    "AccountBlock", "AccountProblem", "AuditEntry", "AutoReplyFiring", "AutoReplyRule", "Campaign", "CampaignStatus",
+    "Contact", "ContactImport", "ContactImportProblem", "Conversation", "HourlyMessageStats", "Message",
+    "MessageSource", "MessageStatus", "MessageTemplate", "OptOutSource", "Role", "SendRun", "Setting", "Tag",
+    "TemplateStatus", "User", "WebhookEvent", "contact_tags",
 ]

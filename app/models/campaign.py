@@ -45,6 +45,7 @@ class MessageTemplate(db.Model):
     category: Mapped[str] = mapped_column(String(32))  # MARKETING | UTILITY | AUTHENTICATION
     status: Mapped[str] = mapped_column(String(16), index=True)  # TemplateStatus
     status_reason: Mapped[str | None] = mapped_column(Text)  # rejection or pause reason from Meta
+    status_detail: Mapped[str | None] = mapped_column(Text)  # Meta's own words on a rejection, and what to change
     quality: Mapped[str | None] = mapped_column(String(16))  # GREEN | YELLOW | RED | UNKNOWN
     parameter_format: Mapped[str] = mapped_column(String(16), default="POSITIONAL")  # POSITIONAL | NAMED
     components: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument, default=list)  # Meta's shape

@@ -64,6 +64,9 @@ class Contact(db.Model):
     timezone: Mapped[str | None] = mapped_column(String(64))
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     opt_out_source: Mapped[str | None] = mapped_column(String(32))
+    # The customer's latest choice in WhatsApp's marketing-messages control (stop, resume or signup), and when.
+    marketing_preference: Mapped[str | None] = mapped_column(String(16))
+    marketing_preference_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

@@ -105,6 +105,8 @@ class TemplateStatusEvent:
     event: str  # APPROVED, REJECTED, PENDING, PAUSED, DISABLED, ...
     reason: str | None = None
     category: str | None = None
+    rejection_reason: str | None = None  # rejection_info.reason: Meta's own words on what is wrong
+    recommendation: str | None = None  # rejection_info.recommendation: what to change
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -129,6 +131,27 @@ class TemplateQualityEvent:
 
 
 @dataclass(frozen=True)
+class Restriction:
+    type: str  # RESTRICTED_BIZ_INITIATED_MESSAGING, RESTRICTED_CUSTOMER_INITIATED_MESSAGING, ...
+    expiration: datetime | None
+
+
+@dataclass(frozen=True)
+class AccountUpdateEvent:
+    """An account_update change: the business account was restricted, disabled, reinstated, warned …"""
+
+    event: str  # ACCOUNT_RESTRICTION, ACCOUNT_VIOLATION, DISABLED_UPDATE, ACCOUNT_DELETED, PARTNER_ADDED, ...
+    timestamp: datetime | None  # the entry's time
+    waba_id: str | None = None
+    phone_number: str | None = None  # set on some events that concern one number
+    ban_state: str | None = None  # ban_info.waba_ban_state: DISABLE, REINSTATE, SCHEDULE_FOR_DISABLE
+    ban_date: str | None = None  # ban_info.waba_ban_date, as Meta wrote it ("January 2, 2026")
+    violation_type: str | None = None  # violation_info.violation_type
+    restrictions: tuple[Restriction, ...] = ()  # restriction_info
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class ErrorEvent:
     """A webhook-level error in value.errors, not tied to one message."""
 
@@ -146,7 +169,7 @@ class UnhandledEvent:
 
 
 Event = (StatusEvent | InboundMessage | UserPreferenceEvent | TemplateStatusEvent | TemplateCategoryEvent
-         | TemplateQualityEvent | ErrorEvent | UnhandledEvent)
+         | TemplateQualityEvent | AccountUpdateEvent | ErrorEvent | UnhandledEvent)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ inside a valid envelope every entry, change and item is parsed on its own, so on
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.whatsapp.events import (
+    AccountUpdateEvent,
     Envelope,
     ErrorEvent,
     Event,
@@ -22,6 +24,7 @@ from app.whatsapp.events import (
     Location,
     Media,
     Reaction,
+    Restriction,
     StatusEvent,
     TemplateCategoryEvent,
     TemplateQualityEvent,
@@ -95,7 +98,9 @@ def _entry_events(entry: Any) -> list[Event]:
     for change in entry["changes"]:
         field = change.get("field") if isinstance(change, dict) else None
         events.extend(_guarded(_change_events, change, field))
-    return events
+    # An account update carries no time or account id of its own: they are the entry's.
+    return [dataclasses.replace(event, timestamp=_timestamp(entry.get("time")), waba_id=_str(entry.get("id")))
+            if isinstance(event, AccountUpdateEvent) else event for event in events]
 
 
 def _change_events(change: Any) -> list[Event]:
@@ -186,10 +191,13 @@ def _user_preference(item: Any, phone_number_id: str | None) -> list[Event]:
 
 
 def _template_status_change(value: dict[str, Any]) -> list[Event]:
+    rejection = _dict(value.get("rejection_info"))
     return [TemplateStatusEvent(
         template_id=_required(value, "message_template_id"), name=_str(value.get("message_template_name")),
         language=_str(value.get("message_template_language")), event=_required(value, "event"),
-        reason=_str(value.get("reason")), category=_str(value.get("message_template_category")), raw=value)]
+        reason=_str(value.get("reason")), category=_str(value.get("message_template_category")),
+        rejection_reason=_str(rejection.get("reason")), recommendation=_str(rejection.get("recommendation")),
+        raw=value)]
 
 
 def _template_category_change(value: dict[str, Any]) -> list[Event]:
@@ -208,12 +216,36 @@ def _template_quality_change(value: dict[str, Any]) -> list[Event]:
         previous_quality_score=_str(value.get("previous_quality_score")))]
 
 
+def _account_update_change(value: dict[str, Any]) -> list[Event]:
+    ban, violation = _dict(value.get("ban_info")), _dict(value.get("violation_info"))
+    restrictions = value.get("restriction_info")
+    restrictions = restrictions if isinstance(restrictions, list) else [restrictions] if restrictions else []
+    return [AccountUpdateEvent(
+        event=_required(value, "event"), timestamp=None, phone_number=_str(value.get("phone_number")),
+        ban_state=_str(ban.get("waba_ban_state")), ban_date=_str(ban.get("waba_ban_date")),
+        violation_type=_str(violation.get("violation_type")),
+        restrictions=tuple(Restriction(_required(item, "restriction_type"), _expiration(item.get("expiration")))
+                           for item in restrictions), raw=value)]
+
+
+def _expiration(value: Any) -> datetime | None:
+    """Unix seconds in Meta's payloads; some relays send an ISO time instead."""
+    if isinstance(value, str) and not value.strip().isdigit():
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return _timestamp(value)
+
+
 _CHANGE_PARSERS: dict[Any, Callable[[dict[str, Any]], list[Event]]] = {
     "messages": _messages_change,
     "user_preferences": _user_preferences_change,
     "message_template_status_update": _template_status_change,
     "template_category_update": _template_category_change,
     "message_template_quality_update": _template_quality_change,
+    "account_update": _account_update_change,
 }
 
 

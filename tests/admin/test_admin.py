@@ -12,7 +12,7 @@ from tests.conftest import csrf_token_from
 
 ADMIN_POSTS = ["/admin/users", "/admin/users/1/role", "/admin/users/1/deactivate", "/admin/users/1/reset-password",
                "/admin/settings", "/admin/settings/test-connection", "/admin/system/jobs/x/retry",
-               "/admin/system/jobs/x/discard", "/admin/webhook-events/1/reprocess"]
+               "/admin/system/jobs/x/discard", "/admin/webhook-events/1/reprocess", "/admin/account-problems/1/dismiss"]
 
 
 def _token(client, path="/"):

@@ -183,3 +183,21 @@ def test_customers_who_opted_out_any_way_are_skipped_by_the_next_campaign(hooks,
     assert [send["template"] for send in hooks.sends(subscribed)] == ["hello_world"]
     assert support.counters(hooks.app, campaign_id) == {"targeted": 4, "skipped": 3, "sent": 1, "delivered": 0,
                                                         "read": 0, "failed": 0, "replied": 0}
+
+
+def test_signup_is_recorded_on_the_contact_shown_on_its_page_and_lifts_their_own_opt_out(hooks, staff_client):
+    hooks.deliver(inbound_body(text(ASHA, "STOP", seconds=1)), preference_body(ASHA, "signup", 20))
+    contact = support.contact_row(hooks.app, ASHA)
+    assert (contact.marketing_preference, contact.marketing_preference_at) == ("signup", at(20))
+    assert _opt_out_state(hooks.app) == (None, None)  # asking for offers undoes their own earlier STOP
+    assert hooks.events()[-1].outcome == "1 marketing preferences recorded, 1 opt-ins"
+    page = staff_client.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    assert "signed up for marketing messages on" in page and "Subscribed" in page
+
+
+def test_an_older_preference_delivered_late_does_not_replace_a_newer_one(hooks, staff_client):
+    hooks.deliver(preference_body(ASHA, "signup", 30), preference_body(ASHA, "stop", 10))
+    contact = support.contact_row(hooks.app, ASHA)
+    assert (contact.marketing_preference, contact.marketing_preference_at) == ("signup", at(30))
+    page = staff_client.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    assert "signed up for marketing messages" in page and "chose to stop" not in page

@@ -83,3 +83,37 @@ def test_event_for_a_template_we_do_not_have_changes_nothing(hooks):
     hooks.deliver(template_body("PAUSED", "never_synced", template_id=999))
     [event] = hooks.events()
     assert event.processed_at is not None and event.outcome == "1 unknown templates"
+
+
+def test_an_event_for_another_template_id_leaves_a_template_with_its_own_id_alone(hooks):
+    ours = _template(hooks.app, meta_id="1200000000000001", status="APPROVED")
+    hooks.deliver(template_body("REJECTED", "diwali_blast", template_id=1200000000000777, reason="SCAM"))
+    template = _get(hooks.app, MessageTemplate, ours)
+    assert (template.status, template.status_reason, template.meta_id) == ("APPROVED", None, "1200000000000001")
+    assert hooks.events()[0].outcome == "1 unknown templates"
+
+
+def test_the_meta_id_wins_over_name_and_language(hooks):
+    by_name = _template(hooks.app, meta_id=None, status="PENDING")
+    by_id = _template(hooks.app, name="renamed_here", meta_id="1200000000000099", status="PENDING")
+    hooks.deliver(template_body("APPROVED", "diwali_blast"))
+    assert _get(hooks.app, MessageTemplate, by_id).status == "APPROVED"
+    assert _get(hooks.app, MessageTemplate, by_name).status == "PENDING"
+
+
+def test_a_rejection_keeps_metas_words_and_the_template_pages_show_them(hooks, staff_client):
+    template_id = _template(hooks.app, status="PENDING")
+    body = template_body("REJECTED", "diwali_blast", reason="INVALID_FORMAT")
+    body["entry"][0]["changes"][0]["value"]["rejection_info"] = {
+        "reason": "The variable {{1}} is at the start of the body",
+        "recommendation": "Add words before the first variable"}
+    hooks.deliver(body)
+    template = _get(hooks.app, MessageTemplate, template_id)
+    assert template.status_detail == ("The variable {{1}} is at the start of the body. "
+                                      "Add words before the first variable.")
+    for path in ("/templates/", f"/templates/{template_id}"):
+        page = staff_client.get(path).get_data(as_text=True)
+        assert "Meta rejected the format: check the variables, their examples and the buttons." in page, path
+        assert "Meta says: The variable {{1}} is at the start of the body. Add words before the first" in page, path
+    hooks.deliver(template_body("APPROVED", "diwali_blast"))
+    assert _get(hooks.app, MessageTemplate, template_id).status_detail is None

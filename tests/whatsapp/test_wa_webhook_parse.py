@@ -4,8 +4,10 @@ from datetime import UTC, datetime
 import pytest
 
 from app.whatsapp.events import (
+    AccountUpdateEvent,
     ErrorEvent,
     InboundMessage,
+    Restriction,
     StatusEvent,
     TemplateCategoryEvent,
     TemplateQualityEvent,
@@ -149,9 +151,21 @@ def test_webhook_level_errors(wa_fixture):
 
 
 def test_unknown_field_is_kept_as_unhandled(wa_fixture):
-    event = only(parse_envelope(wa_fixture("unknown_field.json")), UnhandledEvent)
-    assert event.field == "account_update"
+    body = json.loads(wa_fixture("unknown_field.json"))
+    body["entry"][0]["changes"][0]["field"] = "account_alerts"  # account_update itself is handled now
+    event = only(parse_envelope(json.dumps(body).encode()), UnhandledEvent)
+    assert event.field == "account_alerts"
     assert event.raw["value"]["event"] == "VERIFIED_ACCOUNT"
+
+
+def test_account_update_takes_the_entry_time_and_its_restrictions(wa_fixture):
+    body = json.loads(wa_fixture("unknown_field.json"))
+    body["entry"][0]["changes"][0]["value"] = {"event": "ACCOUNT_RESTRICTION", "restriction_info": [
+        {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": 1731800000}]}
+    event = only(parse_envelope(json.dumps(body).encode()), AccountUpdateEvent)
+    assert event.timestamp == datetime.fromtimestamp(body["entry"][0]["time"], tz=UTC)
+    assert event.restrictions == (Restriction("RESTRICTED_BIZ_INITIATED_MESSAGING",
+                                              datetime.fromtimestamp(1731800000, tz=UTC)),)
 
 
 def test_broken_parts_do_not_lose_their_neighbours(wa_fixture):

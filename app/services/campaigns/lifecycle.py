@@ -20,7 +20,7 @@ from app.extensions import db
 from app.models import Campaign, CampaignStatus, Contact, Message, MessageSource, MessageStatus, User
 from app.models.base import UTCDateTime
 from app.models.contact import JsonDocument
-from app.services.admin import audit
+from app.services.admin import account_status, audit
 from app.services.campaigns import audience, campaign_state, engine, review
 from app.services.errors import NotFound, ServiceError
 from app.services.sending import message_state
@@ -246,6 +246,9 @@ def resume(campaign_id: int, user_id: int | None = None) -> Campaign:
     """Let a paused campaign send again (the caller queues its batches). Commits."""
     if get(campaign_id).status != C.PAUSED:
         raise ServiceError("Only a paused campaign can be resumed; launch a draft instead.")
+    blocked = account_status.launch_problem()
+    if blocked:
+        raise ServiceError(blocked)
     return _change(campaign_id, C.RUNNING, "campaign.resume", "Resumed", user_id)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, not_, or_, select, true
 from app.clock import utcnow
 from app.extensions import db
 from app.models import Campaign, Contact, TemplateStatus
-from app.services.admin import settings
+from app.services.admin import account_status, settings
 from app.services.campaigns import audience, quiet_start
 from app.services.campaigns.audience import AudienceSummary
 from app.services.campaigns.estimates import Estimate, estimate
@@ -175,6 +175,9 @@ def launch_problems(campaign: Campaign, counts: AudienceSummary | None = None,
     The composer passes the counts it already has, so a live preview does not count the audience twice.
     """
     problems = _template_problems(campaign)
+    blocked = account_status.launch_problem()
+    if blocked:
+        problems.insert(0, blocked)
     if not campaign.phone_number_id:
         problems.append("WhatsApp is not set up: no sender phone number id is configured.")
     counts = counts or audience.summary(campaign.audience)

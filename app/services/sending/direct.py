@@ -4,7 +4,8 @@ as they arrive, bot answers and API sends).
 A source queues one with `queue_text` or `queue_template`, in its own transaction, so the message exists exactly once
 however often the event behind it is delivered; the direct lane (jobs.sending.send_direct) then sends every due one
 through the same claim, shared rate limiter, sender and result recording as a campaign's run. On a pause- or
-stop-class error a message sent on its own just waits (with the usual backoff) and tries again.
+stop-class error a message sent on its own just waits (with the usual backoff) and tries again; while WhatsApp has
+disabled the account (admin.account_status) none is claimed at all.
 
 What a source may ask beyond that is in SEND_ONLY_IF: a condition the contact must still meet at send time.
 """
@@ -21,6 +22,7 @@ from sqlalchemy.orm import lazyload
 from app.clock import utcnow
 from app.extensions import db
 from app.models import Contact, Message, MessageSource, MessageStatus
+from app.services.admin import account_status
 from app.services.sending import claims, message_state, rate_limit, results
 from app.services.sending.sender import SendItem, SendPlan, TemplateRef, send_all, whatsapp_settings
 from app.whatsapp import callback
@@ -67,6 +69,9 @@ def send_due() -> DirectReport:
     """Claim the due messages (the oldest one per contact, so a customer reads them in order), send them at the
     shared rate and record the results. Commits."""
     now = utcnow()
+    if account_status.direct_block(now) is not None:
+        db.session.commit()
+        return DirectReport()  # held while WhatsApp lets the account send nothing; the sweep sends them after
     ids = claims.claim(BATCH_SIZE, now, *DIRECT)
     if not ids:
         return DirectReport()
@@ -134,6 +139,9 @@ def _wait_after_halt(verdict: results.Verdict, now: datetime, totals: message_st
 def next_due_in(now: datetime | None = None) -> float | None:
     """Seconds until the next message sent on its own is due (0 when one is due now), or None when none waits."""
     now = now or utcnow()
+    if account_status.direct_block(now) is not None:
+        db.session.commit()
+        return None  # nothing may go now; the periodic sweep asks again
     pending = (Message.status == S.PENDING, *DIRECT)
     if db.session.scalar(select(exists().where(*pending, claims.due(now)))):
         wait = 0.0

@@ -41,6 +41,7 @@ REASONS = {
     "PROMOTIONAL": "Meta found promotional content in a utility template; submit it as marketing.",
     "ABUSIVE_CONTENT": "Meta judged the content abusive or against its commerce policy.",
     "SCAM": "Meta suspected the template of being a scam.",
+    "CATEGORY_NOT_AVAILABLE": "The category chosen is not available to this account; choose another category.",
 }
 
 
@@ -161,7 +162,9 @@ def _apply(row: MessageTemplate, info: TemplateInfo) -> bool:
     values = {"meta_id": info.id or row.meta_id, "name": info.name, "language": info.language,
               "category": info.category, "status": status[:16], "status_reason": reason,
               "quality": info.quality_score, "parameter_format": info.parameter_format or "POSITIONAL",
-              "components": info.components}
+              "components": info.components,
+              # Meta's words on a rejection come only by webhook; they no longer apply once it is not rejected.
+              "status_detail": row.status_detail if status == T.REJECTED else None}
     changed = any(getattr(row, name) != value for name, value in values.items())
     for name, value in values.items():
         setattr(row, name, value)

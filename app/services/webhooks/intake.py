@@ -30,7 +30,7 @@ from app.services.errors import NotFound
 MAX_ATTEMPTS = 20
 SWEEP_AFTER = timedelta(seconds=60)  # leave a fresh event to the job that was queued for it
 OUTCOME_LENGTH = 4000
-PROBLEM_OUTCOMES = ("orphaned", "error", "rejected")
+PROBLEM_OUTCOMES = ("orphaned", "error", "rejected", "unhandled")
 BATCH_SIZE = 500  # events applied in one transaction: big enough to amortise the round trips, small enough to
 # keep SQLite's single write lock short for the webhook endpoint waiting to insert
 # A request still waiting after this answers 503 and Meta retries; should the row land after all, applying the

@@ -24,6 +24,8 @@ CUSTOMER_SOURCES = (OptOutSource.KEYWORD, OptOutSource.BUTTON, OptOutSource.USER
 STOP_BUTTONS = frozenset({"stop", "stop promotions"})
 _EDGE_PUNCTUATION = " .!?।"
 OUT, IN = "out", "in"
+STOP, RESUME, SIGNUP = "stop", "resume", "signup"  # the values of WhatsApp's marketing-messages setting
+PREFERENCES = (STOP, RESUME, SIGNUP)
 
 
 @dataclass(frozen=True)
@@ -81,16 +83,34 @@ def handle_messages(stored: Iterable[StoredMessage], counts: Counter, now: datet
 
 
 def handle_preferences(events: Iterable[UserPreferenceEvent], counts: Counter, now: datetime) -> None:
-    """WhatsApp's "stop/resume marketing messages" setting. No confirmation: WhatsApp confirms it itself."""
+    """WhatsApp's marketing-messages setting: stop, resume, or signup (the customer asked for offers). The latest
+    choice is kept on the contact; stop opts out, resume and signup lift the customer's own opt-out as START does.
+    No confirmation: WhatsApp confirms it itself."""
     for event in sorted(events, key=lambda e: e.timestamp or now):
         value, at = event.value.lower(), event.timestamp or now
-        contact = contact_for(event.wa_id, None, now, create=value == "stop") if event.wa_id.isdigit() else None
+        known = value in PREFERENCES
+        create = value in (STOP, SIGNUP)
+        contact = contact_for(event.wa_id, None, now, create=create) if event.wa_id.isdigit() and known else None
+        if not known:
+            counts[f"unknown marketing preferences ({value[:32]})"] += 1
+            continue
         if contact is None:
             counts["preferences for unknown customers"] += 1
-        elif value == "stop" and opt_out(contact, OptOutSource.USER_PREFERENCES, at):
+            continue
+        record_preference(contact, value, at, counts)
+        if value == STOP and opt_out(contact, OptOutSource.USER_PREFERENCES, at):
             counts["opt-outs"] += 1
-        elif value == "resume" and opt_in(contact, at):
+        elif value in (RESUME, SIGNUP) and opt_in(contact, at):
             counts["opt-ins"] += 1
+
+
+def record_preference(contact: Contact, value: str, at: datetime, counts: Counter) -> None:
+    """Keep the customer's latest marketing choice; an older one delivered late never replaces a newer one."""
+    if contact.marketing_preference_at is not None and at < contact.marketing_preference_at:
+        return
+    if (contact.marketing_preference, contact.marketing_preference_at) != (value, at):
+        contact.marketing_preference, contact.marketing_preference_at = value, at
+        counts["marketing preferences recorded"] += 1
 
 
 def opt_out(contact: Contact, source: OptOutSource, at: datetime) -> bool:

@@ -1,7 +1,9 @@
 """Processing stored webhook events: parse them, apply everything in them in one transaction, record the outcomes.
 
 A batch of claimed events is one transaction. The statuses of all of them are applied together, set-based
-(webhook_statuses); customer messages, opt-outs and template events, which are rare, event by event. Idempotent
+(webhook_statuses); customer messages, opt-outs, template and account events, which are rare, event by event.
+A part we do not handle is never reported as applied: the outcome then starts with UNHANDLED, which the admin page
+lists among the problems. Idempotent
 and order-independent (see webhook_statuses, inbound, opt_out). Statuses for messages we cannot find yet keep the
 event unfinished so the sweeper retries it; after RETRY_UNKNOWN_FOR it is finished as orphaned, with the unknown
 wamids in its outcome for inspection.
@@ -20,10 +22,11 @@ from app.extensions import db
 from app.models import Campaign
 from app.services.inbox import auto_replies
 from app.services.sending import message_state
-from app.services.webhooks import inbound, intake, opt_out, template_updates
+from app.services.webhooks import account_updates, inbound, intake, opt_out, template_updates
 from app.services.webhooks import statuses as webhook_statuses
 from app.services.webhooks.intake import ClaimedEvent, Outcome
 from app.whatsapp.events import (
+    AccountUpdateEvent,
     Envelope,
     ErrorEvent,
     TemplateCategoryEvent,
@@ -37,6 +40,8 @@ from app.whatsapp.webhook import parse_envelope
 log = logging.getLogger(__name__)
 RETRY_UNKNOWN_FOR = timedelta(minutes=15)
 WAITING = "waiting"  # outcome prefix: everything but the unknown statuses was applied and committed
+UNHANDLED = "unhandled"  # outcome prefix: the rest was applied, but some part of the event was not understood
+UNHANDLED_PARTS = "unhandled parts"
 SHOWN_WAMIDS = 20
 VERDICT_LABELS = {webhook_statuses.APPLIED: "statuses applied", webhook_statuses.UNCHANGED: "statuses unchanged",
                   webhook_statuses.IGNORED: "statuses ignored"}
@@ -107,7 +112,7 @@ def _apply_event(event: ClaimedEvent, envelope: Envelope, verdicts: Iterator[str
 
 
 def _apply_the_rest(envelope: Envelope, totals: message_state.Totals, counts: Counter, now: datetime) -> int:
-    """Customer messages, opt-outs and template events; returns how many messages it queued to send."""
+    """Customer messages, opt-outs, template and account events; returns how many messages it queued to send."""
     stored = inbound.store_messages(envelope.messages, totals, counts, now)
     confirmations = opt_out.handle_messages(stored, counts, now)
     replies = auto_replies.on_inbound(stored, now)  # inbox state, then rules
@@ -115,6 +120,7 @@ def _apply_the_rest(envelope: Envelope, totals: message_state.Totals, counts: Co
     opt_out.handle_preferences(envelope.of_type(UserPreferenceEvent), counts, now)
     template_events = envelope.of_type(TemplateStatusEvent | TemplateCategoryEvent | TemplateQualityEvent)
     template_updates.apply_template_events(template_events, counts)
+    account_updates.apply_account_updates(envelope.of_type(AccountUpdateEvent), counts, now)
     _note_unhandled(envelope, counts)
     return len(confirmations) + replies
 
@@ -122,7 +128,8 @@ def _apply_the_rest(envelope: Envelope, totals: message_state.Totals, counts: Co
 def _report(event: ClaimedEvent, counts: Counter, unknown: list[str], queued: int, now: datetime) -> EventReport:
     summary = _summary(counts)
     if not unknown:
-        return EventReport(event.id, True, summary, queued)
+        unhandled = any(label.startswith(UNHANDLED_PARTS) and amount for label, amount in counts.items())
+        return EventReport(event.id, True, f"{UNHANDLED}: {summary}" if unhandled else summary, queued)
     shown = ", ".join(sorted(set(unknown))[:SHOWN_WAMIDS])
     if now - event.received_at >= RETRY_UNKNOWN_FOR:
         log.warning("webhook event %s orphaned: no message for %s", event.id, shown)
@@ -136,7 +143,7 @@ def _note_unhandled(envelope: Envelope, counts: Counter) -> None:
         counts["errors reported"] += 1
     for part in envelope.of_type(UnhandledEvent):
         log.info("unhandled webhook part %s: %s", part.field, part.reason)
-        counts["unhandled parts"] += 1
+        counts[f"{UNHANDLED_PARTS} ({part.field or 'unknown field'})"] += 1
 
 
 def _summary(counts: Counter) -> str:

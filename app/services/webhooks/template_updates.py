@@ -54,13 +54,23 @@ def pause_running_campaigns(condition, reason: str) -> int:
 
 
 def _find(event: TemplateEvent) -> MessageTemplate | None:
+    """The template with Meta's id; else the one of that name and language we never learnt an id for. A template
+    with another id is another template (Meta's was deleted and made again): the event is not about it."""
     template = db.session.scalar(select(MessageTemplate).where(MessageTemplate.meta_id == event.template_id))
     if template is None and event.name and event.language:
         template = db.session.scalar(select(MessageTemplate).where(
-            MessageTemplate.name == event.name, MessageTemplate.language == event.language))
-        if template is not None and template.meta_id is None:
+            MessageTemplate.name == event.name, MessageTemplate.language == event.language,
+            MessageTemplate.meta_id.is_(None)))
+        if template is not None:
             template.meta_id = event.template_id[:64]
     return template
+
+
+def _detail(event: TemplateStatusEvent) -> str | None:
+    """Meta's own words on a rejection (rejection_info) and what it recommends changing, as one paragraph."""
+    parts = [text.strip() for text in (event.rejection_reason, event.recommendation) if text and text.strip()]
+    parts = [text if text.endswith((".", "!", "?")) else text + "." for text in parts]
+    return " ".join(parts) or None
 
 
 def _apply_status(template: MessageTemplate, event: TemplateStatusEvent, counts: Counter) -> None:
@@ -70,6 +80,7 @@ def _apply_status(template: MessageTemplate, event: TemplateStatusEvent, counts:
         template.status_reason = f"WhatsApp reported {event.event}" + (f": {reason}" if reason else "")
     else:
         template.status, template.status_reason = new_status, reason
+        template.status_detail = _detail(event)
     if event.category:
         template.category = event.category[:32]
     audit.record("template.status", f"WhatsApp set template {template.name} ({template.language}) to {event.event}"
