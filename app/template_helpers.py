@@ -1,7 +1,8 @@
 """Every Jinja filter and global the templates use, registered here and nowhere else.
 
 Filters: local_time (a UTC time in the shop's timezone), in_zone (in a campaign's own timezone), repeat_text (a
-daily or weekly schedule in words), template_reason (why Meta rejected or paused a template).
+daily or weekly schedule in words), template_reason (why Meta rejected or paused a template), phone (a stored number
+grouped for reading: pages only, never exports or form values that are edited and sent back).
 Globals: now_local, setting, has_endpoint, sending_stop_alerts and account_problems (the admins' banners) and
 inbox_unread (the nav badge).
 """
@@ -9,6 +10,7 @@ inbox_unread (the nav badge).
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -37,6 +39,17 @@ def local_time(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
 def in_zone(value: datetime | None, zone: str | None, fmt: str = "%d %b %Y, %H:%M") -> str:
     """A UTC time as a campaign schedules it: in the campaign's own timezone, which may not be the shop's."""
     return value.astimezone(ZoneInfo(zone or "UTC")).strftime(fmt) if value else "—"
+
+
+def phone(value: str | None) -> str:
+    """+919876543210 as people write it, "+91 98765 43210"; anything phonenumbers cannot read is shown as stored."""
+    if not value:
+        return value or ""
+    try:
+        number = phonenumbers.parse(value, None)  # stored numbers are E.164: no default country needed
+    except phonenumbers.NumberParseException:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def now_local(fmt: str = "%H:%M:%S") -> str:
@@ -77,7 +90,7 @@ def inbox_unread() -> int:
 
 
 FILTERS = {"local_time": local_time, "in_zone": in_zone, "repeat_text": schedule.describe,
-           "template_reason": library.reason_text}
+           "template_reason": library.reason_text, "phone": phone}
 GLOBALS = {"now_local": now_local, "setting": settings.get, "has_endpoint": has_endpoint,
            "sending_stop_alerts": sending_stop_alerts, "account_problems": account_problems,
            "inbox_unread": inbox_unread}

@@ -14,3 +14,29 @@ document.addEventListener("click", (event) => {
     }
   });
 });
+
+// The phone menu: the button opens and closes the main links; Escape or a click elsewhere closes them.
+function setMainMenu(button, open) {
+  button.setAttribute("aria-expanded", String(open));
+  document.getElementById(button.getAttribute("aria-controls")).classList.toggle("is-open", open);
+}
+
+document.addEventListener("click", (event) => {
+  const button = document.querySelector(".menu-toggle");
+  if (!button) {
+    return;
+  }
+  if (button.contains(event.target)) {
+    setMainMenu(button, button.getAttribute("aria-expanded") !== "true");
+  } else if (!document.getElementById("mainnav").contains(event.target)) {
+    setMainMenu(button, false);
+  }
+});
+
+document.addEventListener("keydown", (event) => {
+  const button = document.querySelector(".menu-toggle[aria-expanded='true']");
+  if (event.key === "Escape" && button) {
+    setMainMenu(button, false);
+    button.focus();
+  }
+});

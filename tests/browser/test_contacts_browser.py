@@ -26,7 +26,7 @@ def test_live_search_keeps_state_in_url_and_bulk_tags(live_server, page, make_us
     assert page.input_value("#q") == "098123 45678"
     assert "Asha Verma" not in page.locator("#contact-results").inner_text()
 
-    page.check("input[aria-label='Select +919812345678']")
+    page.check("input[aria-label='Select +91 98123 45678']")
     page.select_option("#bulk-action", "add_tag")
     page.fill("#bulk-tag", "Diwali")
     page.click("text=Apply to selected")
