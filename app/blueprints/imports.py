@@ -63,6 +63,22 @@ def start(import_id: int):
     return redirect(url_for(".show", import_id=record.id))
 
 
+@bp.post("/<int:import_id>/header")
+def header(import_id: int):
+    """The mapping page's "Headings are in row N" choice; HTMX swaps the re-read page in, nothing is imported."""
+    try:
+        record = contact_import.choose_header_row(import_id, _header_row(request.form), current_user)
+    except NotAllowed:
+        raise
+    except ServiceError as error:
+        # HTMX swaps only a 2xx answer, so there the page with the error comes as one.
+        status = 200 if request.headers.get("HX-Request") else 400
+        return _mapping_page(contact_import.get_import(import_id), error=error.message), status
+    if request.headers.get("HX-Request"):
+        return _mapping_page(record, error=None)
+    return redirect(url_for(".show", import_id=record.id))
+
+
 @bp.post("/<int:import_id>/cancel")
 def cancel(import_id: int):
     try:
@@ -91,6 +107,13 @@ def _mapping_choice(form) -> MappingChoice:
                          update_existing=form.get("existing", "update") != "keep")
 
 
+def _header_row(form) -> int:
+    value = form.get("header_row", "")
+    if not value.isdigit():
+        raise ServiceError("Choose the row with the headings from the list.")
+    return int(value)
+
+
 def _index_page(error: str | None):
     return render_template("imports/index.html", imports=contact_import.recent_imports(), error=error,
                            max_megabytes=contact_import.max_bytes() // (1024 * 1024))
@@ -99,4 +122,5 @@ def _index_page(error: str | None):
 def _mapping_page(record, error: str | None, form=None):
     chosen = form or {}
     return render_template("imports/mapping.html", record=record, error=error, roles=ROLE_LABELS,
-                           regions=phones.supported_regions(), chosen=chosen)
+                           regions=phones.supported_regions(), chosen=chosen,
+                           format_note=contact_import.format_note(record.file_name, record.file_format))

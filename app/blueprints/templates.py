@@ -23,7 +23,11 @@ bp = Blueprint("templates", __name__, url_prefix="/templates")
 
 @bp.get("/")
 def index():
-    return render_template("templates/index.html", templates=library.all_templates(),
+    templates = library.all_templates()
+    # The table polls itself while a template is in review, so Meta's verdict shows without a reload.
+    if request.headers.get("HX-Target") == "template-table":
+        return render_template("templates/_table_partial.html", templates=templates)
+    return render_template("templates/index.html", templates=templates,
                            state=library.sync_state(request.args.get("since", "")))
 
 
@@ -52,7 +56,8 @@ def sync_status():
 def detail(template_id: int):
     template = library.get_template(template_id)
     parts = template_parts.parse(template.components, template.parameter_format)
-    return render_template("templates/detail.html", template=template, bubble=template_parts.bubble(parts),
+    page = "templates/_detail_partial.html" if request.headers.get("HX-Request") else "templates/detail.html"
+    return render_template(page, template=template, bubble=template_parts.bubble(parts),
                            variables=template_parts.variables(parts))
 
 
@@ -61,25 +66,25 @@ def new():
     draft = _draft(request.form) if request.method == "POST" else TemplateDraft()
     if request.method == "GET":
         return _form(draft, {}, None)
+    if request.headers.get("HX-Request"):  # the form's live check as it is typed: nothing is saved
+        return _checked(draft)
     try:
         created = library.create_template(draft)
     except TemplateFormError as error:
         return _form(draft, _field_errors(error.errors), error.message), 422
     except ServiceError as error:
         return _form(draft, {}, error.message), 502
-    flash(f"Submitted “{created.name}” to WhatsApp for review. Meta usually decides within minutes to a day; "
-          "sync to see the verdict.", "success")
+    flash(f"Submitted “{created.name}” to WhatsApp for review.", "success")
     return redirect(url_for(".detail", template_id=created.id))
 
 
-@bp.get("/new/preview")
-def preview():
-    draft = _draft(request.args)
-    parts = template_parts.parse(template_rules.components(draft), template_rules.parameter_format(draft))
+def _checked(draft: TemplateDraft):
+    """The preview, and each field's message swapped in beside it (the same sentences as on submit)."""
     # The example inputs are only re-drawn when the variables changed, so typing in one never loses focus.
-    variables_changed = request.args.getlist("example_keys") != draft.variable_keys()
-    return render_template("templates/_draft_preview_partial.html", bubble=template_parts.bubble(parts),
-                           draft=draft, errors={}, redraw_examples=variables_changed)
+    variables_changed = request.form.getlist("example_keys") != draft.variable_keys()
+    return render_template("templates/_draft_preview_partial.html", bubble=_bubble(draft), draft=draft,
+                           errors=_field_errors(library.draft_problems(draft, as_typed=True)),
+                           redraw_examples=variables_changed, live=True)
 
 
 @bp.get("/new/button")
@@ -90,7 +95,7 @@ def button_row():
 
 
 def _draft(form) -> TemplateDraft:
-    """The create form's fields (a post, or the live preview's query string) as a draft."""
+    """The create form's fields (submitted, or posted by the live check) as a draft."""
     columns = [form.getlist(name) for name in ("button_type", "button_text", "button_value", "button_example")]
     buttons = [ButtonDraft(kind, text.strip(), value.strip(), example.strip())
                for kind, text, value, example in zip_longest(*columns, fillvalue="") if kind in BUTTON_TYPES]
@@ -109,6 +114,11 @@ def _field_errors(errors: dict[str, str]) -> dict[str, str]:
 
 
 def _form(draft: TemplateDraft, errors: dict[str, str], message: str | None):
-    parts = template_parts.parse(template_rules.components(draft), template_rules.parameter_format(draft))
     return render_template("templates/form.html", draft=draft, errors=errors, message=message,
-                           bubble=template_parts.bubble(parts), rules=template_rules)
+                           bubble=_bubble(draft), rules=template_rules)
+
+
+def _bubble(draft: TemplateDraft) -> template_parts.Bubble:
+    """The draft as a customer would see it, its example values in place of the variables typed so far."""
+    parts = template_parts.parse(template_rules.components(draft), template_rules.parameter_format(draft))
+    return template_parts.bubble(parts, parts.examples, mark_empty=False)

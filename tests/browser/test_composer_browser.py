@@ -1,11 +1,15 @@
 """Templates and the campaign composer in a real browser: sync, compose with live count and preview, save."""
 
+import json
 from datetime import UTC, datetime
 
 from playwright.sync_api import expect
 
+import jobs.webhooks
+from app.whatsapp.webhook import SIGNATURE_HEADER, sign
 from tests.browser.conftest import screenshot as full_page_screenshot
 from tests.browser.conftest import sign_in
+from tests.factories.webhooks import template_body
 
 
 def screenshot(page, name: str) -> None:
@@ -70,25 +74,64 @@ def test_sync_templates_then_compose_and_save_a_draft(live_server, page, sim, ba
     assert page.js_errors == [], page.js_errors
 
 
-def test_write_a_template_with_live_preview_and_submit_it(live_server, page, sim, quick_user):
+def test_write_a_template_with_live_preview_and_submit_it(app, live_server, page, sim, background_worker, quick_user,
+                                                         monkeypatch):
     sign_in(page, live_server, quick_user)
+    page.set_viewport_size({"width": 1366, "height": 900})
     page.goto(f"{live_server}/templates/new")
+    # The rules are checked as it is typed, with the sentences a submit would give, beside each field.
+    page.fill("#name", "Back In Stock!")
+    page.fill("#body", "{{1}}, the {{2}} you liked is back")
+    expect(page.locator("#name-error")).to_have_text(
+        "Use only lowercase letters, digits and underscores, e.g. diwali_offer_2025.")
+    expect(page.locator("#body-error")).to_contain_text("The message can't start with a variable")
+    expect(page.locator("#example-body-1-error")).to_be_empty()  # an example not typed yet is not an error yet
+    shots(page, "template-new-live-check")
     page.fill("#name", "back_in_stock")
+    expect(page.locator("#name-error")).to_be_empty()
     page.fill("#header_text", "Back in stock")
     page.fill("#body", "Hi {{1}}, the {{2}} you liked is back in stock. Reply YES to reserve one!")
+    expect(page.locator("#body-error")).to_be_empty()
     expect(page.locator("#example-body\\.2")).to_be_visible()
     page.fill("#example-body\\.1", "Asha")
+    expect(page.locator("#draft-preview .wa-body")).to_contain_text("Hi Asha, the {{2}} you liked")
     page.fill("#example-body\\.2", "blue kurta")
     page.click("text=+ Add button")
     page.fill("input[name=button_text]", "Reserve one")
     expect(page.locator("#draft-preview .wa-button")).to_contain_text("Reserve one")
-    expect(page.locator("#draft-preview .wa-body")).to_contain_text("the {{2}} you liked")
-    screenshot(page, "template-new")
+    expect(page.locator("#draft-preview .wa-body")).to_contain_text("Hi Asha, the blue kurta you liked")
+    expect(page.locator("#example-body\\.2")).to_have_value("blue kurta")  # typed while the check ran: kept
+    shots(page, "template-new")
 
     page.click("text=Submit for review")
     expect(page.locator(".flash-success")).to_contain_text("Submitted “back_in_stock” to WhatsApp for review")
+    expect(page.locator("#template-detail .badge").first).to_have_text("In review")
     assert sim.simulator.templates.get("back_in_stock", "en_US").data["status"] == "PENDING"
+    shots(page, "template-in-review")
+    _approve_by_webhook(app, monkeypatch, "back_in_stock")
+    expect(page.locator("#template-detail .badge").first).to_have_text("Approved", timeout=12_000)  # no reload
+    expect(page.locator("text=Use in a campaign")).to_be_visible()
+    assert page.locator("#template-detail[hx-trigger]").count() == 0  # decided: the polling stopped
     assert page.js_errors == [], page.js_errors
+
+
+def shots(page, name: str) -> None:
+    """A desktop and a phone screenshot of the page as it is now."""
+    screenshot(page, name)
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, f"{name}-phone")
+    page.set_viewport_size({"width": 1366, "height": 900})
+
+
+def _approve_by_webhook(app, monkeypatch, name: str) -> None:
+    """Meta's verdict as it arrives: a signed template webhook, processed by the worker."""
+    monkeypatch.setattr(jobs.webhooks, "DRAIN_IDLE_SECONDS", 0)
+    monkeypatch.setattr(jobs.webhooks, "DRAIN_POLL_SECONDS", 0)
+    app.config.update(WHATSAPP_APP_SECRET="template-secret")
+    raw = json.dumps(template_body("APPROVED", name)).encode()
+    response = app.test_client().post("/webhooks/whatsapp", data=raw, content_type="application/json",
+                                      headers={SIGNATURE_HEADER: sign(raw, "template-secret")})
+    assert response.status_code == 200
 
 
 def test_repeat_weekly_with_an_end_date_and_the_errors_next_to_the_fields(live_server, page, sim, quick_user,

@@ -1,9 +1,11 @@
 """A real browser imports a spreadsheet: upload, map the columns, watch the progress bar, find the contacts."""
 
+from playwright.sync_api import expect
+
 from app.models import Role
 from tests.browser.conftest import screenshot
 from tests.conftest import TEST_PASSWORD
-from tests.factories.imports import make_xlsx
+from tests.factories.imports import make_csv, make_xlsx
 
 
 def sign_in(page, live_server, user):
@@ -63,3 +65,30 @@ def test_a_bad_file_is_explained_on_the_upload_page(app, live_server, page, make
     page.click("button:has-text('Upload and preview')")
     assert "couldn't find a column of phone numbers" in page.locator(".flash-error").inner_text()
     screenshot(page, "import-error")
+
+
+def test_a_title_above_the_headings_and_choosing_the_headings_row(app, live_server, page, make_user, tmp_path):
+    app.config["INSTANCE_DIR"] = str(tmp_path / "instance")
+    # A CSV saved with an .xlsx name, a title on top and headings we don't recognise: the guess takes the title.
+    rows = [["Customer list"], ["Person", "Digits", "Area"], ["Ravi Kumar", "9876543210", "Pune"],
+            ["Asha Verma", "9812345678", "Delhi"]]
+    path = make_csv(tmp_path / "shop-list.csv", rows)
+    renamed = path.rename(tmp_path / "shop-list.xlsx")
+    sign_in(page, live_server, make_user(Role.STAFF))
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(f"{live_server}/imports/")
+    page.set_input_files("#import-file", str(renamed))
+    page.click("button:has-text('Upload and preview')")
+    page.wait_for_selector("text=Check the columns")
+    expect(page.locator(".flash-info")).to_have_text("This file is a CSV file named .xlsx; we read it as CSV.")
+    expect(page.locator(".column-name").first).to_have_text("Customer list")
+
+    page.select_option("#header_row", "2")  # HTMX re-reads the file with the headings in row 2
+    expect(page.locator(".column-name")).to_have_text(["Person", "Digits", "Area"])
+    expect(page.locator("#role-1")).to_have_value("phone")
+    expect(page.locator("#header_row")).to_have_value("2")
+    expect(page.locator(".mapping-table tbody tr")).to_have_count(2)
+    screenshot(page, "import-header-row")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "import-header-row-phone")
+    assert page.js_errors == [], page.js_errors

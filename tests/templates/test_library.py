@@ -199,18 +199,6 @@ def test_a_refusal_from_meta_is_shown_on_the_form(app, sim, staff_client):
     assert "template.create" not in actions
 
 
-def test_live_preview_fragment_and_example_fields(staff_client):
-    query = {"body": "Hi {{1}}, your code is {{2}}. Thanks!", "header_text": "Hello", "footer": "Bye",
-             "button_type": "QUICK_REPLY", "button_text": "Yes please"}
-    html = staff_client.get("/templates/new/preview", query_string=query).get_data(as_text=True)
-    assert "<html" not in html
-    assert '<mark class="wa-var" title="body.2">{{2}}</mark>' in html and "Yes please" in html
-    assert 'id="example-fields" hx-swap-oob="true"' in html and 'name="example-body.2"' in html
-    query["example_keys"] = ["body.1", "body.2"]
-    same = staff_client.get("/templates/new/preview", query_string=query)
-    assert "hx-swap-oob" not in same.get_data(as_text=True)  # unchanged variables: the inputs keep focus
-
-
 def test_button_row_fragment(staff_client):
     response = staff_client.get("/templates/new/button")
     assert 'name="button_type"' in response.get_data(as_text=True) and "HX-Trigger" not in response.headers

@@ -216,9 +216,7 @@ def _result(entry: AuditEntry) -> SyncResult:
 
 def create_template(draft: TemplateDraft) -> MessageTemplate:
     """Check Meta's rules, submit the template for review and keep it as PENDING."""
-    errors = template_rules.problems(draft)
-    if not errors and _exists(draft.name, draft.language):
-        errors["name"] = f"A template called {draft.name} in {draft.language} already exists; choose another name."
+    errors = draft_problems(draft)
     if errors:
         raise TemplateFormError(errors)
     components = template_rules.components(draft)
@@ -237,6 +235,14 @@ def create_template(draft: TemplateDraft) -> MessageTemplate:
                  target=draft.name, details={"category": row.category, "meta_id": row.meta_id})
     db.session.commit()
     return row
+
+
+def draft_problems(draft: TemplateDraft, as_typed: bool = False) -> dict[str, str]:
+    """Meta's rules plus a name not taken yet; `as_typed` leaves out fields still empty (the form's live check)."""
+    errors = template_rules.problems_so_far(draft) if as_typed else template_rules.problems(draft)
+    if "name" not in errors and draft.name and _exists(draft.name, draft.language):
+        errors["name"] = f"A template called {draft.name} in {draft.language} already exists; choose another name."
+    return errors
 
 
 def _exists(name: str, language: str) -> bool:

@@ -168,13 +168,15 @@ def variables(parts: TemplateParts) -> list[TemplateVariable]:
     return found
 
 
-def bubble(parts: TemplateParts, values: dict[str, str] | None = None) -> Bubble:
-    """What the customer sees; without values, variables show as {{name}} placeholders."""
-    return Bubble(header_format=parts.header_format, header=segments(parts.header_text, "header", values),
-                  body=segments(parts.body, "body", values), footer=parts.footer, buttons=parts.buttons)
+def bubble(parts: TemplateParts, values: dict[str, str] | None = None, mark_empty: bool = True) -> Bubble:
+    """What the customer sees; variables without a value show as {{name}} placeholders, marked empty when a value
+    was expected (mark_empty=False for a draft, whose examples are not all typed yet)."""
+    return Bubble(header_format=parts.header_format,
+                  header=segments(parts.header_text, "header", values, mark_empty),
+                  body=segments(parts.body, "body", values, mark_empty), footer=parts.footer, buttons=parts.buttons)
 
 
-def segments(text: str, component: str, values: dict[str, str] | None) -> list[Segment]:
+def segments(text: str, component: str, values: dict[str, str] | None, mark_empty: bool = True) -> list[Segment]:
     pieces: list[Segment] = []
     position = 0
     for match in PLACEHOLDER.finditer(text or ""):
@@ -182,7 +184,8 @@ def segments(text: str, component: str, values: dict[str, str] | None) -> list[S
             pieces.append(Segment(text[position:match.start()]))
         key = f"{component}.{match.group(1)}"
         value = values.get(key, "") if values is not None else ""
-        pieces.append(Segment(value or "{{" + match.group(1) + "}}", key, empty=values is not None and not value))
+        empty = mark_empty and values is not None and not value
+        pieces.append(Segment(value or "{{" + match.group(1) + "}}", key, empty=empty))
         position = match.end()
     if position < len(text or ""):
         pieces.append(Segment(text[position:]))

@@ -86,6 +86,18 @@ def problems(draft: TemplateDraft) -> dict[str, str]:
     return found
 
 
+def problems_so_far(draft: TemplateDraft) -> dict[str, str]:
+    """The problems worth showing while the form is being typed: the same sentences as `problems`, but a field
+    still empty (the name, the message, an example) is not a problem yet, so a half-written form isn't all red."""
+    return {key: message for key, message in problems(draft).items() if _typed(draft, key)}
+
+
+def _typed(draft: TemplateDraft, key: str) -> bool:
+    if key.startswith(EXAMPLE_ERROR):
+        return bool(draft.examples.get(key.removeprefix(EXAMPLE_ERROR)))
+    return bool({"name": draft.name, "body": draft.body}.get(key, True))
+
+
 def _name_problem(name: str) -> str | None:
     if not name:
         return "Give the template a name."

@@ -41,6 +41,7 @@ NAME_COMPOUNDS = {"fullname", "customername", "clientname", "contactname", "firs
 TAG_WORDS = {"tag", "tags", "label", "labels", "group", "groups", "segment", "segments", "list", "टैग", "समूह"}
 _WORD_SPLIT = re.compile(r"[\s\-_./:#()\[\]{}|,;'\"*+]+")
 MAX_ATTRIBUTE_KEY = 64
+MAX_HEADING_WORDS = 4  # "WhatsApp mobile number" is a heading; "Customer list for the Diwali sale" is a title
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class ColumnMapping:
     tags: tuple[str, ...] = ()
     update_existing: bool = True
     names: tuple[str, ...] = ()  # column names, for attribute keys and problem reports
+    header_row: int | None = None  # the headings' row as the sheet numbers it (0: none); None: imports before it
 
     @property
     def phone_column(self) -> int | None:
@@ -59,13 +61,14 @@ class ColumnMapping:
 
     def to_json(self) -> dict[str, Any]:
         return {"roles": list(self.roles), "tags": list(self.tags), "region": self.region,
-                "update_existing": self.update_existing}
+                "update_existing": self.update_existing, "header_row": self.header_row}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], names: Sequence[str]) -> ColumnMapping:
         return cls(roles=tuple(data.get("roles", ())), tags=tuple(data.get("tags", ())),
                    region=data["region"],
-                   update_existing=bool(data.get("update_existing", True)), names=tuple(names))
+                   update_existing=bool(data.get("update_existing", True)), names=tuple(names),
+                   header_row=data.get("header_row"))
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,12 @@ def name_header_score(header: str) -> int:
 
 def is_tag_header(header: str) -> bool:
     return bool(set(header_words(header)) & TAG_WORDS)
+
+
+def known_headings(values: Sequence[Any]) -> int:
+    """How many cells read like a column heading we know (phone, name, tags); a long title doesn't count."""
+    cells = [value for value in values if isinstance(value, str) and 0 < len(header_words(value)) <= MAX_HEADING_WORDS]
+    return sum(1 for cell in cells if phone_header_score(cell) or name_header_score(cell) or is_tag_header(cell))
 
 
 def column_names(header: Sequence[Any] | None, width: int) -> list[str]:

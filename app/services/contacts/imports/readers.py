@@ -37,6 +37,21 @@ _SEP_HINT = re.compile(r"^\ufeff?sep=(.)\s*$")  # Excel's own "sep=;" first line
 MAX_ROW_CHARS = 100_000  # a CSV row longer than this is reported, not read (csv's own field limit is 131,072)
 
 
+# What each format is called: as the file is (with an article), and as we read it.
+FORMAT_WORDS = {CSV: ("a CSV file", "CSV"), XLSX: ("an Excel workbook (.xlsx)", "an Excel workbook"),
+                XLS: ("an Excel 97-2003 workbook (.xls)", "an Excel 97-2003 workbook")}
+
+
+def format_note(file_name: str, file_format: str) -> str | None:
+    """A sentence when the file's content is not what its name says (it is read by content, so it still works)."""
+    suffix = Path(file_name).suffix.lower()
+    named = EXTENSIONS.get(suffix)
+    if named is None or named == file_format or file_format not in FORMAT_WORDS:
+        return None
+    what, read_as = FORMAT_WORDS[file_format]
+    return f"This file is {what} named {suffix}; we read it as {read_as}."
+
+
 def detect_format(path: Path) -> str:
     """csv, xlsx or xls from the file's first bytes (a renamed file still reads); raises for anything else."""
     with path.open("rb") as handle:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from sqlalchemy import update
 
 from app.clock import utcnow
 from app.extensions import db
 from app.models.contact_import import ContactImport, ImportStatus
-from app.services.admin import audit
+from app.services.admin import audit, settings
 from app.services.contacts.imports import readers
 from app.services.contacts.imports.columns import ColumnMapping, MappingChoice, mapping_for
 from app.services.contacts.imports.queries import get_import
 from app.services.contacts.imports.records import Batch, RecordBuilder, is_blank
-from app.services.contacts.imports.uploads import max_rows, stored_path
+from app.services.contacts.imports.uploads import apply_inspection, inspect_file, max_rows, stored_path
 from app.services.contacts.imports.writer import WriteOptions, write_batch, write_problems
 from app.services.contacts.tags import ensure_tags
 from app.services.errors import ServiceError
@@ -50,12 +51,24 @@ def start_import(import_id: int, choice: MappingChoice, actor) -> ContactImport:
     contact_import = _manageable(import_id, actor)
     if contact_import.status != ImportStatus.MAPPING:
         raise ServiceError("This import has already been started.")
-    mapping = mapping_for(choice, contact_import.columns)
+    header_row = ColumnMapping.from_json(contact_import.mapping, contact_import.columns).header_row
+    mapping = replace(mapping_for(choice, contact_import.columns), header_row=header_row)
     contact_import.mapping = mapping.to_json()
     if not transition(contact_import.id, ImportStatus.QUEUED):
         db.session.rollback()
         raise ServiceError("This import was cancelled or started by someone else.")
     audit.record("import.start", f"Started importing {contact_import.file_name}", target=contact_import.file_name)
+    db.session.commit()
+    return contact_import
+
+
+def choose_header_row(import_id: int, header_row: int, actor) -> ContactImport:
+    """Read the file again with its headings in `header_row` (0: it has none), when the guess was wrong."""
+    contact_import = _manageable(import_id, actor)
+    if contact_import.status != ImportStatus.MAPPING:
+        raise ServiceError("This import has already been started.")
+    region = contact_import.mapping.get("region") or settings.get("default_region")
+    apply_inspection(contact_import, inspect_file(stored_path(contact_import), region, max_rows(), header_row))
     db.session.commit()
     return contact_import
 
@@ -124,10 +137,11 @@ def _import_rows(contact_import: ContactImport) -> tuple[ImportStatus, str | Non
     if not path.exists():  # e.g. a worker on another machine that doesn't share the instance folder
         raise ServiceError(f"The uploaded file is missing from {path.parent} on the worker. Upload it again.")
     with readers.open_table(path, contact_import.file_format) as table:
-        contact_import.total_rows = _count_rows(table, contact_import.has_header, limit)
+        header = _Header(mapping.header_row, contact_import.has_header)
+        contact_import.total_rows = _count_rows(table, header, limit)
         db.session.commit()
         batch = Batch()
-        for row_number, values in _data_rows(table, contact_import.has_header):
+        for row_number, values in _data_rows(table, header):
             builder.add(batch, row_number, values)
             if batch.rows >= BATCH_SIZE:
                 if not _write(contact_import, batch, options):
@@ -137,20 +151,25 @@ def _import_rows(contact_import: ContactImport) -> tuple[ImportStatus, str | Non
     return ImportStatus.COMPLETED, None
 
 
-def _count_rows(table: readers.Table, has_header: bool, limit: int) -> int:
+class _Header(NamedTuple):
+    row: int | None  # the headings' row as the sheet numbers it, 0 for none; None for imports made before it
+    present: bool
+
+
+def _count_rows(table: readers.Table, header: _Header, limit: int) -> int:
     """Read the whole file before writing anything: a file that can't be read to the end imports nothing."""
     count = 0
-    for count, _ in enumerate(_data_rows(table, has_header), start=1):
+    for count, _ in enumerate(_data_rows(table, header), start=1):
         if count > limit:
             raise ServiceError(f"The file has more than {limit:,} rows. Split it into smaller files and import each.")
     return count
 
 
-def _data_rows(table: readers.Table, has_header: bool) -> Iterator[tuple[int, readers.Row]]:
-    """Non-blank rows after the header (the first readable one, as the upload's preview chose it)."""
-    header_pending = has_header
+def _data_rows(table: readers.Table, header: _Header) -> Iterator[tuple[int, readers.Row]]:
+    """Non-blank rows under the headings; rows above them (a title) are neither imported nor reported."""
+    header_pending = header.present and header.row is None  # older imports: the first readable row
     for row_number, values in table.rows():
-        if is_blank(values):
+        if is_blank(values) or (header.row is not None and row_number <= header.row):
             continue
         if header_pending and not isinstance(values, readers.UnreadableRow):
             header_pending = False

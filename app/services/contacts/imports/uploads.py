@@ -6,7 +6,8 @@ upload creates no import and leaves no file behind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -19,12 +20,13 @@ from app.models.contact_import import ContactImport, ImportStatus
 from app.services.admin import settings
 from app.services.contacts import phones
 from app.services.contacts.imports import readers
-from app.services.contacts.imports.columns import ColumnMapping, column_names, guess_mapping
+from app.services.contacts.imports.columns import ColumnMapping, column_names, guess_mapping, known_headings
 from app.services.contacts.imports.records import is_blank
 from app.services.errors import ServiceError
 
 PREVIEW_ROWS = 5
 SAMPLE_ROWS = 50
+HEADER_SEARCH_ROWS = 10  # the headings are looked for in this many first non-blank rows (titles may sit above)
 MAX_COLUMNS = 200
 
 
@@ -32,11 +34,16 @@ MAX_COLUMNS = 200
 class Inspection:
     file_format: str
     sheet_name: str | None
-    has_header: bool
+    header_row: int  # the headings' row as the sheet numbers it; 0 when the file has none
+    header_choices: list[tuple[int, str]]  # the rows that could hold the headings, each with its first cells
     columns: list[str]
     preview_rows: list[list[str]]
     mapping: ColumnMapping
     data_rows: int  # an estimate for progress; exact for the row limit
+
+    @property
+    def has_header(self) -> bool:
+        return self.header_row > 0
 
 
 def imports_folder() -> Path:
@@ -70,35 +77,85 @@ def create_import_from_path(path: Path, file_name: str, user_id: int | None) -> 
     except ServiceError:
         path.unlink(missing_ok=True)
         raise
-    contact_import = ContactImport(
-        file_name=file_name, stored_name=path.name, file_format=inspection.file_format, file_size=size,
-        sheet_name=inspection.sheet_name, status=ImportStatus.MAPPING, has_header=inspection.has_header,
-        columns=inspection.columns, preview_rows=inspection.preview_rows, mapping=inspection.mapping.to_json(),
-        total_rows=inspection.data_rows, uploaded_by_id=user_id)
+    contact_import = ContactImport(file_name=file_name, stored_name=path.name, file_size=size,
+                                   status=ImportStatus.MAPPING, uploaded_by_id=user_id)
+    apply_inspection(contact_import, inspection)
     db.session.add(contact_import)
     db.session.commit()
     return contact_import
 
 
-def inspect_file(path: Path, region: str, row_limit: int) -> Inspection:
-    """Header, columns, a preview, a guessed mapping and the row count; raises ServiceError for unusable files."""
+def apply_inspection(contact_import: ContactImport, inspection: Inspection) -> None:
+    """What the mapping page shows of a file: its columns, a preview and the guessed mapping."""
+    contact_import.file_format, contact_import.sheet_name = inspection.file_format, inspection.sheet_name
+    contact_import.has_header, contact_import.columns = inspection.has_header, inspection.columns
+    contact_import.preview_rows, contact_import.total_rows = inspection.preview_rows, inspection.data_rows
+    # The rows offered as headings are only needed while mapping, so they ride along in the mapping's JSON.
+    contact_import.mapping = {**inspection.mapping.to_json(), "header_choices": inspection.header_choices}
+
+
+def inspect_file(path: Path, region: str, row_limit: int, header_row: int | None = None) -> Inspection:
+    """Headings (guessed, or in the row given; 0 for none), columns, a preview, a guessed mapping and the row count;
+    raises ServiceError for unusable files. Only the first rows are read, except to count them."""
     file_format = readers.detect_format(path)
     with readers.open_table(path, file_format, preview=True) as table:
-        first = first_rows(table, SAMPLE_ROWS + 1)
+        first = first_rows(table, HEADER_SEARCH_ROWS + SAMPLE_ROWS)
         if not first:
             raise ServiceError("The file is empty: there are no rows in it.")
-        has_header = not _holds_phone(first[0][1], region)
-        header, data = (first[0][1], first[1:]) if has_header else (None, first)
-        names = column_names(header, _width(first))
+        top = first[:HEADER_SEARCH_ROWS]
+        index = guess_header(top, region) if header_row is None else _header_index(top, header_row)
+        header = first[index] if index is not None else None
+        data = first[index + 1:] if index is not None else first
+        data = data[:SAMPLE_ROWS]
+        names = column_names(header[1] if header else None, _width(([header] if header else []) + data))
         if not data:
             raise ServiceError(f"The file has column headings ({', '.join(names[:4])}) but no contacts under them.")
-        mapping = guess_mapping(names, [values for _, values in data], has_header, region)
+        mapping = guess_mapping(names, [values for _, values in data], header is not None, region)
         if mapping.phone_column is None:
             raise ServiceError("We couldn't find a column of phone numbers. Give it a heading such as “Phone” "
                                "or “Mobile”, and check that the numbers are in it.")
-        data_rows = _data_row_count(table, first[0][0] if has_header else 0, len(data), row_limit)
+        number = header[0] if header else 0
+        data_rows = _data_row_count(table, number, len(data), row_limit)
     preview = [[readers.display_value(value) for value in values[: len(names)]] for _, values in data[:PREVIEW_ROWS]]
-    return Inspection(file_format, table.sheet_name, has_header, names, preview, mapping, data_rows)
+    choices = [(row, _row_summary(values)) for row, values in top]
+    return Inspection(file_format, table.sheet_name, number, choices, names, preview,
+                      replace(mapping, header_row=number), data_rows)
+
+
+def guess_header(rows: list[tuple[int, list[Any]]], region: str) -> int | None:
+    """Which of the first rows holds the headings (its index), None when the file has none.
+
+    The headings sit above the first row with a phone number (titles may sit above them): of those rows, the one
+    naming the most columns we know (phone, mobile, name, tags …), else the fullest, nearest the data on a tie.
+    With no phone number in sight, only a row naming known columns is taken over the first row.
+    """
+    above = list(itertools.takewhile(lambda row: not _holds_phone(row[1], region), rows))
+    if not above:
+        return None
+    scores = [(known_headings(values), _filled(values)) for _, values in above]
+    if len(above) == len(rows):  # no phone number in the first rows: nothing says where the data starts
+        best = max(range(len(above)), key=lambda index: (scores[index][0], -index))
+        return best if scores[best][0] else 0
+    return max(range(len(above)), key=lambda index: (*scores[index], index))
+
+
+def _header_index(rows: list[tuple[int, list[Any]]], header_row: int) -> int | None:
+    if header_row == 0:
+        return None
+    for index, (row, _values) in enumerate(rows):
+        if row == header_row:
+            return index
+    raise ServiceError("Choose the row with the headings from the list.")
+
+
+def _filled(values: list[Any]) -> int:
+    return sum(1 for value in values if value is not None and str(value).strip())
+
+
+def _row_summary(values: list[Any]) -> str:
+    """A row's first cells, for the list of rows that could hold the headings."""
+    cells = [readers.display_value(value, 30) for value in values if value is not None and str(value).strip()]
+    return readers.display_value(", ".join(cells[:5]), 60)
 
 
 def first_rows(table: readers.Table, count: int) -> list[tuple[int, list[Any]]]:
