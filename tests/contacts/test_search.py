@@ -182,8 +182,10 @@ def test_add_contact_normalises_the_phone(app, staff_client):
 
 
 @pytest.mark.parametrize(("phone", "message"), [
-    ("12345", "not a valid phone number"),
-    ("call me", "is not a phone number"),
+    ("12345", "12345 has 5 digits; mobile numbers in India have 10."),
+    ("98765 4321", "98765 4321 has 9 digits; mobile numbers in India have 10."),
+    ("call me", "“call me” has letters in it; a phone number has only digits."),
+    ("  ", "Enter a phone number."),
     ("+919876543210", "already has the number"),
 ])
 def test_add_contact_rejects_bad_or_duplicate_numbers(staff_client, people, phone, message):

@@ -32,10 +32,9 @@ def normalise_phone(raw: str, region: str) -> str:
     try:
         return phones.normalise_phone(raw, region)
     except phones.InvalidPhone as error:
-        if not any(char.isdigit() for char in raw or ""):
-            raise ServiceError(f"“{raw}” is not a phone number.", field="phone") from error
-        raise ServiceError(f"“{raw}” is not a valid phone number for {region} or the country code given "
-                           f"({error.reason.lower()}).", field="phone") from error
+        # The import's row report says "No phone number"; a form asks for one.
+        reason = "Enter a phone number" if error.reason == phones.NO_NUMBER else error.reason
+        raise ServiceError(f"{reason}.", field="phone") from error
 
 
 def clean_attributes(pairs: list[tuple[str, str]]) -> dict[str, str]:
