@@ -29,6 +29,31 @@ def test_login_then_dashboard_then_logout(client, auth, make_user):
     assert client.get("/").headers["Location"].startswith("/login")
 
 
+def _greeting(client) -> str:
+    html = client.get("/").get_data(as_text=True)
+    return html.split('id="greeting">', 1)[1].split("</p>", 1)[0]
+
+
+def test_the_first_sign_in_ever_says_welcome_and_later_ones_welcome_back(app, client, auth, make_user):
+    user = make_user(Role.STAFF)
+    auth.login(user.email)
+    assert _greeting(client) == f"Welcome, {user.email}."
+    assert _greeting(client) == f"Welcome, {user.email}."  # for the whole of that first visit
+    auth.logout()
+    auth.login(user.email)
+    assert _greeting(client) == f"Welcome back, {user.email}."
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry)
+                                 .where(AuditEntry.action == "auth.login")) == 2
+
+
+def test_a_failed_sign_in_does_not_use_up_the_first_welcome(client, auth, make_user):
+    user = make_user(Role.STAFF)
+    auth.login(user.email, "not-the-password")
+    auth.login(user.email)
+    assert _greeting(client) == f"Welcome, {user.email}."
+
+
 def test_a_form_token_from_before_sign_in_stops_working_after_it(client, make_user):
     user = make_user()
     before = csrf_token_from(client.get("/login").get_data(as_text=True))

@@ -2,7 +2,7 @@
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
@@ -33,10 +33,11 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = sign_in.sign_in(form.email.data, form.password.data, request.remote_addr or "unknown")
+            signed_in = sign_in.sign_in(form.email.data, form.password.data, request.remote_addr or "unknown")
         except ServiceError as error:
             return render_template("auth/login.html", form=form, error=error.message), 200
-        login_user(user, remember=form.remember.data)
+        login_user(signed_in.user, remember=form.remember.data)
+        session["first_sign_in"] = signed_in.first_time  # for the dashboard's greeting
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form, error=None)
 

@@ -7,6 +7,8 @@ import io
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -20,6 +22,16 @@ def neutralise(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) and not E164.match(value):
         return "'" + value
     return value
+
+
+def local_time(value: datetime | None, zone: ZoneInfo) -> str:
+    """A stored UTC time as the business reads it ("2025-11-01 15:30:00"), for a column headed by time_heading."""
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def time_heading(label: str, zone: ZoneInfo) -> str:
+    """A time column's heading names its zone ("Sent at (Asia/Kolkata)"): the cells carry none."""
+    return f"{label} ({zone.key})"
 
 
 def csv_stream(header: Sequence[str], rows: Iterable[Sequence[object]], chunk_rows: int = 1000) -> Iterator[str]:

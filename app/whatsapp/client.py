@@ -47,14 +47,15 @@ from app.whatsapp.settings import WhatsAppSettings
 
 # The payload builders are re-exported so callers can build components from the client module.
 __all__ = [
-    "SendResult", "TemplateCreated", "TemplateInfo", "WhatsAppApiError", "WhatsAppClient", "body_parameters",
-    "copy_code_button", "header_media", "header_text_parameters", "quick_reply_button", "template_placeholders",
-    "text_parameters", "url_button",
+    "PhoneNumberInfo", "SendResult", "TemplateCreated", "TemplateInfo", "WhatsAppApiError", "WhatsAppClient",
+    "body_parameters", "copy_code_button", "header_media", "header_text_parameters", "quick_reply_button",
+    "template_placeholders", "text_parameters", "url_button",
 ]
 
 # Failures before any byte of the request left: connect errors and timeouts (including DNS), TLS handshake and
 # proxy errors, a bad URL, or no pooled connection to use.
 _NOT_SENT = (ConnectTimeoutError, SSLError, ProxyError, LocationValueError, EmptyPoolError, ClosedPoolError)
+PHONE_NUMBER_FIELDS = "id,display_phone_number,verified_name,quality_rating"
 TEMPLATE_FIELDS = "id,name,language,status,category,parameter_format,components,quality_score,rejected_reason"
 _MAX_TEMPLATE_PAGES = 1000
 
@@ -95,6 +96,16 @@ class TemplateInfo:
     components: list[dict[str, Any]] = field(default_factory=list)
     quality_score: str | None = None
     rejected_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PhoneNumberInfo:
+    """The sender number as WhatsApp shows it: display_phone_number like "+91 98765 43210", the approved name."""
+
+    id: str
+    display_phone_number: str
+    verified_name: str | None = None
+    quality_rating: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +199,18 @@ class WhatsAppClient:
             return None
         ours, theirs = urllib3.util.parse_url(self.settings.base_url), urllib3.util.parse_url(next_url)
         return next_url if (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc) else None
+
+    def phone_number_info(self) -> PhoneNumberInfo:
+        """GET /{phone-number-id}: the number's display form and verified name; raises WhatsAppApiError."""
+        data = self._request_json("GET", f"{self.settings.graph_url}/{self.settings.phone_number_id}",
+                                  params={"fields": PHONE_NUMBER_FIELDS})
+        display = data.get("display_phone_number")
+        if not isinstance(display, str) or not display.strip():
+            raise WhatsAppApiError("WhatsApp answered without the number's display_phone_number")
+        name, quality = data.get("verified_name"), data.get("quality_rating")
+        return PhoneNumberInfo(id=str(data.get("id") or self.settings.phone_number_id), display_phone_number=display,
+                               verified_name=name if isinstance(name, str) and name.strip() else None,
+                               quality_rating=quality if isinstance(quality, str) else None)
 
     def create_template(self, name: str, language: str, category: str, components: list[dict[str, Any]],
                         parameter_format: str | None = None) -> TemplateCreated:

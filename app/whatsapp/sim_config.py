@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import phonenumbers
+
 REVIEW_OUTCOMES = ("APPROVED", "REJECTED")
 OUTCOME_MODES = ("sync", "async")
 SECRETS = ("access_token", "app_secret")
@@ -53,7 +55,8 @@ class SimulatorConfig:
     app_secret: str = "sim-app-secret"
     phone_number_id: str = "106540352242922"
     waba_id: str = "102290129340398"
-    display_phone_number: str = "15550783881"
+    display_phone_number: str = "15550783881"  # digits, as webhook metadata carries it
+    verified_name: str = "Broadcaster Demo"  # the business name Meta approved for the number
     webhook_url: str | None = None
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
@@ -82,6 +85,23 @@ def update_config(config: SimulatorConfig, changes: Mapping[str, Any]) -> Simula
     for name, value in changes.items():
         values[name] = _config_value(config, name, value)
     return dataclasses.replace(config, **values)
+
+
+def phone_number_node(config: SimulatorConfig, fields: str | None) -> dict[str, Any]:
+    """GET /{phone-number-id} as Graph answers it: the asked-for fields (a default set without `fields`), the
+    number written "+1 555-078-3881" as Meta shows it there (webhook metadata has the bare digits)."""
+    try:
+        number = phonenumbers.parse("+" + digits(config.display_phone_number))
+        shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    except phonenumbers.NumberParseException:
+        shown = config.display_phone_number
+    node = {"verified_name": config.verified_name, "code_verification_status": "VERIFIED",
+            "display_phone_number": shown, "quality_rating": "GREEN", "platform_type": "CLOUD_API",
+            "throughput": {"level": "STANDARD"}, "id": config.phone_number_id}
+    wanted = [name.strip() for name in (fields or "").split(",") if name.strip()]
+    if not wanted:
+        return node
+    return {name: node[name] for name in wanted if name in node} | {"id": config.phone_number_id}
 
 
 def config_to_json(config: SimulatorConfig) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from app.whatsapp.sim_config import (
     WebhookBehaviour,
     config_to_json,
     digits,
+    phone_number_node,
     update_config,
 )
 from app.whatsapp.sim_media import MediaStore, ReceivedMessages, is_read_receipt, mark_read, media_route
@@ -70,7 +71,9 @@ class Simulator:
         if len(parts) == 3 and parts[2] == "messages" and method == "POST":
             return self._send(environ, parts[1], start_response)
         request = Request(environ)
-        if (media := media_route(self.config, self.media, request, parts)) is not None:
+        if len(parts) == 2 and method == "GET" and parts[1] == self.config.phone_number_id:  # not a media id
+            status, body, headers = self._phone_number(request)
+        elif (media := media_route(self.config, self.media, request, parts)) is not None:
             status, body, headers = media
         elif parts[0] == "_sim":
             status, body, headers = self._control(request, "/".join(parts[1:]))
@@ -156,6 +159,12 @@ class Simulator:
         if config.latency_jitter_ms:
             latency += random.uniform(0, config.latency_jitter_ms)
         return latency / 1000
+
+    def _phone_number(self, request: Request) -> Response:
+        """GET /{version}/{phone_number_id}: the number's display form and verified name."""
+        if not _authorized(self.config, request.headers.get("Authorization"), request.query_string.decode("latin-1")):
+            return _meta(INVALID_TOKEN)
+        return 200, phone_number_node(self.config, request.args.get("fields")), []
 
     # --- /{version}/{waba_id}/message_templates ----------------------------------------------------------------
 

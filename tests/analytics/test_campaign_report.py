@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
+
 from app.models import Role
 from tests.factories.analytics import (
     HTMX,
@@ -80,6 +82,18 @@ def test_timing_shows_start_finish_duration_and_speed(app, staff_client):
     assert "01 Nov 2025, 15:30" in html and "01 Nov 2025, 15:39" in html  # Asia/Kolkata
     assert figure(html, "figure", "duration") == "9 min 0 s"
     assert figure(html, "figure", "speed") == "1 message a minute"  # 9 handled in 9 minutes
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [
+    (1.6, "2 s"), (2.0, "2 s"), (2.4, "2 s"), (0.9, "under a second"), (0.0, "under a second"), (59.6, "1 min 0 s"),
+])
+def test_a_quick_campaign_shows_its_duration_rounded_to_the_second(app, staff_client, seconds, shown):
+    contacts = add_contacts(app, 40)
+    campaign_id = make_campaign(app, "Flash sale", status=C.COMPLETED, started_at=START,
+                                finished_at=START + timedelta(seconds=seconds))
+    add_messages(app, campaign_id, contacts, "delivered", START)
+    html = staff_client.get(f"/campaigns/{campaign_id}/analytics").get_data(as_text=True)
+    assert figure(html, "figure", "duration") == shown
 
 
 def test_a_running_campaign_refreshes_itself_and_stops_when_done(app, staff_client):

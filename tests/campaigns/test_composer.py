@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import socket
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -15,6 +17,7 @@ from app.models import AuditEntry, Campaign, CampaignStatus, Contact, Message, S
 from app.services.campaigns import drafts as campaigns
 from app.services.errors import ServiceError
 from tests.conftest import csrf_token_from
+from tests.factories import campaigns as support
 
 pytest_plugins = ["tests.factories.composer"]
 
@@ -471,3 +474,36 @@ def test_deleting_without_a_csrf_token_is_rejected(app, staff_client, make_templ
     campaign_id = _campaign_id(app, "Diwali VIPs")
     assert staff_client.post(f"/campaigns/{campaign_id}/delete").status_code == 400
     assert _campaign_id(app, "Diwali VIPs") == campaign_id
+
+
+sim, sim_process_wide = support.sim, support.sim_process_wide  # fixtures
+
+
+def _sender_line(html: str) -> str:
+    return " ".join(re.search(r'<p class="sender" id="sender-number">(.*?)</p>', html, re.S).group(1).split())
+
+
+def test_the_composer_names_the_sending_number_as_whatsapp_shows_it(app, sim, staff_client):
+    app.config["WHATSAPP_PHONE_NUMBER_ID"] = support.PHONE_NUMBER_ID  # the simulator's, not the sender fixture's
+    html = staff_client.get("/campaigns/new").get_data(as_text=True)
+    assert _sender_line(html) == "Sent from <strong>+1 555-078-3881</strong> (Broadcaster Demo)"
+    sim.configure(verified_name="Renamed")  # kept for a day: pages do not ask WhatsApp each time
+    assert "(Broadcaster Demo)" in _sender_line(staff_client.get("/campaigns/new").get_data(as_text=True))
+
+
+def test_the_composer_falls_back_to_the_id_when_whatsapp_cannot_be_reached(app, staff_client):
+    app.config.update(WHATSAPP_API_BASE_URL=f"http://127.0.0.1:{_closed_port()}", WHATSAPP_ACCESS_TOKEN="token")
+    html = staff_client.get("/campaigns/new").get_data(as_text=True)
+    assert _sender_line(html) == 'Sent from WhatsApp number id <span class="mono">106540352242922</span>'
+
+
+def test_the_composer_says_when_no_number_is_configured(app, staff_client):
+    app.config["WHATSAPP_PHONE_NUMBER_ID"] = None
+    html = staff_client.get("/campaigns/new").get_data(as_text=True)
+    assert _sender_line(html) == "Sent from: no WhatsApp number is configured"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

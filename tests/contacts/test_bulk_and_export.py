@@ -2,6 +2,7 @@
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import pytest
 from openpyxl import load_workbook
@@ -142,3 +143,16 @@ def test_xlsx_export_header_is_text_never_a_formula(staff_client, make_contact):
     heading = sheet.cell(row=1, column=sheet.max_column)
     assert heading.value == "'" + EVIL_FIELD and heading.data_type == "s"
     assert sheet.cell(row=1, column=1).value == "phone"
+
+
+def test_exported_times_are_local_with_the_zone_in_the_heading_like_the_campaign_export(app, staff_client,
+                                                                                          make_contact):
+    make_contact("+919876543210", "Asha", created_at=datetime(2025, 6, 1, 10, 0, 5, 123456, tzinfo=UTC),
+                 opted_out_at=datetime(2026, 1, 5, 4, 30, tzinfo=UTC), opt_out_source="keyword")
+    body = staff_client.get("/contacts/export.csv").get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+    assert rows[0][:7] == ["phone", "name", "tags", "opted_out", "opted_out_at (Asia/Kolkata)", "opt_out_source",
+                           "created_at (Asia/Kolkata)"]
+    assert rows[1][3:7] == ["yes", "2026-01-05 10:00:00", "keyword", "2025-06-01 15:30:05"]
+    sheet = load_workbook(io.BytesIO(staff_client.get("/contacts/export.xlsx").data)).active
+    assert list(sheet.iter_rows(values_only=True))[1][6] == "2025-06-01 15:30:05"

@@ -70,7 +70,7 @@ def test_good_and_bad_rows_import_the_good_and_report_the_bad(app, pages, tmp_pa
     assert "Download problem report (3)" in page
     assert pages.problems(import_id) == [
         ["4", "Mobile No", "+91 98765 43210", "Same number as row 2; only the first was imported"],
-        ["5", "Mobile No", "12345", "Too few digits for a number in India"],
+        ["5", "Mobile No", "12345", "12345 has 5 digits; mobile numbers in India have 10"],
         ["6", "Mobile No", "", "No phone number"],
     ]
 

@@ -58,18 +58,22 @@ BAD = [
     ("", "No phone number"),
     (None, "No phone number"),
     ("   ", "No phone number"),
-    ("N/A", "letters"),
-    ("call me", "letters"),
-    ("98765 43210 ext 12", "letters"),
-    ("12345", "Too few digits"),
-    ("98765432", "India"),
-    ("9876543210123456", "Too many digits"),
-    ("+999 1234 5678", "Unknown country code"),
-    ("+91 55555 55555", "Not a valid number in India"),
-    ("+44 1234 567", "Not a valid number in United Kingdom"),
+    ("N/A", "“N/A” has letters in it"),
+    ("call me", "“call me” has letters in it"),
+    ("98765 43210 ext 12", "“98765 43210 ext 12” has letters in it"),
+    ("98765#43210", "“98765#43210” has # in it, which is not part of a phone number"),
+    ("12345", "12345 has 5 digits; mobile numbers in India have 10"),
+    ("98765 4321", "98765 4321 has 9 digits; mobile numbers in India have 10"),
+    ("98765432", "98765432 has 8 digits; mobile numbers in India have 10"),
+    ("9876543210123456", "9876543210123456 has 16 digits; mobile numbers in India have 10"),
+    ("+91 98765 4321", "+91 98765 4321 has 9 digits after +91; mobile numbers in India have 10"),
+    ("0 98765 4321", "0 98765 4321 has 9 digits after the leading 0; mobile numbers in India have 10"),
+    ("+999 1234 5678", "+999 1234 5678 does not start with a country code we know"),
+    ("+91 55555 55555", "+91 55555 55555 is not a valid number in India; check the digits"),
+    ("+44 1234 567", "+44 1234 567 has 7 digits after +44; mobile numbers in the United Kingdom have 10"),
     ("9.19877E+11", "Excel shortened this number"),  # Excel dropped the last digits: never guess them
-    ("1" * 80, "Too long"),
-    (True, "letters"),
+    ("1" * 80, "This is too long to be a phone number"),
+    (True, "has letters in it"),
     (float("nan"), "No phone number"),
 ]
 
@@ -88,6 +92,15 @@ def test_bad_numbers_are_reported_with_a_reason(raw, reason):
     with pytest.raises(InvalidPhone) as raised:
         normalise_phone(raw, "IN")
     assert raised.value.reason == problem
+
+
+@pytest.mark.parametrize(("raw", "region", "reason"), [
+    ("0151 2345", "DE", "0151 2345 has 7 digits after the leading 0; mobile numbers in Germany have 10 or 11"),
+    ("170 1234", "US", "170 1234 has 7 digits; mobile numbers in the United States have 10"),
+    ("9123 456", "SG", "9123 456 has 7 digits; mobile numbers in Singapore have 8"),
+])
+def test_digit_counts_follow_the_default_country(raw, region, reason):
+    assert check_phone(raw, region) == (None, reason)
 
 
 @pytest.mark.parametrize(

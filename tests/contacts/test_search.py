@@ -1,11 +1,12 @@
 """The contact list: search, filters, paging, HTMX fragments, one contact's page and editing."""
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 
 from app.extensions import db
-from app.models import Contact, OptOutSource
+from app.models import AuditEntry, Contact, OptOutSource
 from tests.conftest import csrf_token_from
 
 
@@ -182,8 +183,10 @@ def test_add_contact_normalises_the_phone(app, staff_client):
 
 
 @pytest.mark.parametrize(("phone", "message"), [
-    ("12345", "not a valid phone number"),
-    ("call me", "is not a phone number"),
+    ("12345", "12345 has 5 digits; mobile numbers in India have 10."),
+    ("98765 4321", "98765 4321 has 9 digits; mobile numbers in India have 10."),
+    ("call me", "“call me” has letters in it; a phone number has only digits."),
+    ("  ", "Enter a phone number."),
     ("+919876543210", "already has the number"),
 ])
 def test_add_contact_rejects_bad_or_duplicate_numbers(staff_client, people, phone, message):
@@ -223,3 +226,34 @@ def test_edit_contact(app, staff_client, people):
 
 def test_unknown_contact_is_404(staff_client):
     assert staff_client.get("/contacts/999999").status_code == 404
+
+
+def _audit_summaries(client, action: str) -> list[str]:
+    html = client.get(f"/admin/audit?action={action}").get_data(as_text=True)
+    return [" ".join(cell.split()) for cell in re.findall(r'<td class="wrap">(.*?)</td>', html, re.S)]
+
+
+def test_an_edit_is_in_the_audit_log_naming_what_changed_but_not_the_personal_values(app, admin_client, people):
+    token = csrf_token_from(_page(admin_client, f"{people['asha']}/edit"))
+    admin_client.post(f"/contacts/{people['asha']}/edit", data={
+        "csrf_token": token, "phone": "98765 43211", "name": "Asha V. Rao", "tags": "VIP, Gold",
+        "attr_key": ["city", "plan"], "attr_value": ["Pune", "Platinum"]})
+    assert _audit_summaries(admin_client, "contact.edit") == [
+        "Edited +919876543211: number (was +919876543210); name; added fields plan; changed fields city; "
+        "added tags Gold; removed tags Mumbai"]
+    with app.app_context():
+        entry = db.session.scalar(db.select(AuditEntry).where(AuditEntry.action == "contact.edit"))
+        assert entry.target == "+919876543211"
+        assert entry.details == {"changed": ["phone", "name"], "previous_phone": "+919876543210",
+                                 "fields_added": ["plan"], "fields_changed": ["city"], "tags_added": ["Gold"],
+                                 "tags_removed": ["Mumbai"]}
+        assert not {"Asha V. Rao", "Pune", "Platinum"} & set(str(entry.details).split("'"))
+
+
+def test_saving_a_contact_unchanged_records_nothing_and_adding_one_is_recorded(admin_client, people):
+    token = csrf_token_from(_page(admin_client, f"{people['ravi']}/edit"))
+    admin_client.post(f"/contacts/{people['ravi']}/edit", data={
+        "csrf_token": token, "phone": "+91 98123 45678", "name": "Ravi  Kumar", "tags": "delhi"})
+    assert _audit_summaries(admin_client, "contact.edit") == []
+    admin_client.post("/contacts/new", data={"csrf_token": token, "phone": "9000000001", "name": "New"})
+    assert _audit_summaries(admin_client, "contact.add") == ["Added +919000000001"]

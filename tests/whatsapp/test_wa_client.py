@@ -1,3 +1,4 @@
+import dataclasses
 import socket
 import time
 
@@ -265,3 +266,23 @@ def test_connection_dropped_after_the_request_is_outcome_unknown(wa_settings):
     assert received and b"919800000170" in received[0]
     assert (result.ok, result.outcome_unknown) == (False, True)
     assert "ProtocolError" in result.error_message
+
+
+def test_phone_number_info_gives_the_display_number_and_verified_name(wa_client, sim_api):
+    info = wa_client.phone_number_info()
+    assert (info.id, info.display_phone_number, info.verified_name) == (
+        "106540352242922", "+1 555-078-3881", "Broadcaster Demo")
+    sim_api.configure(display_phone_number="919876543210", verified_name="Sharma Stores")
+    info = wa_client.phone_number_info()
+    assert (info.display_phone_number, info.verified_name, info.quality_rating) == (
+        "+91 98765 43210", "Sharma Stores", "GREEN")
+
+
+def test_phone_number_info_raises_when_whatsapp_refuses(wa_settings, sim_api):
+    with WhatsAppClient(dataclasses.replace(wa_settings, access_token="wrong")) as client, \
+            pytest.raises(WhatsAppApiError) as refused:
+        client.phone_number_info()
+    assert refused.value.code == 190
+    with WhatsAppClient(dataclasses.replace(wa_settings, phone_number_id="999")) as client, \
+            pytest.raises(WhatsAppApiError):
+        client.phone_number_info()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from app.clock import utcnow
 from app.extensions import db
 from app.models import User
 from app.services.accounts import login_throttle, users
 from app.services.admin import audit
 
 
-def sign_in(email: str, password: str, ip: str) -> User:
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    first_time: bool  # the user's first sign-in ever: the dashboard greets them with "Welcome", not "Welcome back"
+
+
+def sign_in(email: str, password: str, ip: str) -> SignedIn:
     """The user for valid credentials; raises LoginThrottled or InvalidCredentials with a message to show."""
     email = users.normalise_email(email)
     login_throttle.count_attempt(ip, email)
@@ -20,9 +29,10 @@ def sign_in(email: str, password: str, ip: str) -> User:
         db.session.commit()
         raise
     login_throttle.forgive(ip, email)
+    first_time, user.last_login_at = user.last_login_at is None, utcnow()
     audit.record("auth.login", f"{user.email} signed in", target=user.email, actor=user.email, user_id=user.id)
     db.session.commit()
-    return user
+    return SignedIn(user, first_time)
 
 
 def signed_in_user(login_id: str) -> User | None:

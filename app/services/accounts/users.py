@@ -9,7 +9,6 @@ from functools import cache
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.clock import utcnow
 from app.extensions import db
 from app.models import Role, User
 from app.services.accounts import login_throttle, password_rules
@@ -73,8 +72,6 @@ def authenticate(email: str, password: str) -> User:
         raise InvalidCredentials("Wrong email or password.")
     if not user.active:
         raise InvalidCredentials("This account has been deactivated. Ask an administrator to reactivate it.")
-    user.last_login_at = utcnow()
-    db.session.commit()
     return user
 
 

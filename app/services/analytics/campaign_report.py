@@ -158,9 +158,12 @@ def explain(code: int | None, title: str | None, detail: str | None) -> tuple[st
 
 
 def duration_text(seconds: float | None) -> str:
+    """"2 s", "9 min 0 s", "1 h 5 min"; rounded to the nearest second (int() made 0.9 s "0 s" and 1.9 s "1 s")."""
     if seconds is None:
         return "—"
-    minutes, secs = divmod(int(seconds), 60)
+    if seconds < 1:
+        return "under a second"
+    minutes, secs = divmod(int(seconds + 0.5), 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
     if days:

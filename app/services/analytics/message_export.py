@@ -13,7 +13,6 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -35,6 +34,7 @@ from app.services.analytics import message_log
 from app.services.analytics.campaign_report import explain
 from app.services.analytics.message_log import STATUSES, MessageFilter
 from app.services.errors import NotFound, ServiceError
+from app.services.spreadsheets import local_time, time_heading
 
 LARGE = 50_000  # more rows than this are written by a background job
 BATCH = 2_000
@@ -140,7 +140,7 @@ def _campaign_export(campaign: Campaign) -> Export:
     def rows():
         for phone, name, status, *rest in db.session.execute(statement):
             times, (code, title, detail) = rest[:len(TIMES)], rest[len(TIMES):]
-            yield [phone, name, STATUSES.get(status, status), *[_local(value, zone) for value in times],
+            yield [phone, name, STATUSES.get(status, status), *[local_time(value, zone) for value in times],
                    code, *explain_cached(code, title, detail, status), "yes" if times[-1] else "no"]
 
     return Export(header, rows(), "Recipients")
@@ -148,8 +148,8 @@ def _campaign_export(campaign: Campaign) -> Export:
 
 def _log_export(criteria: MessageFilter) -> Export:
     region, zone = _place()
-    header = [f"Created at ({zone.key})", "Direction", "Phone", "Name", "Campaign", "Status", *_time_headers(zone),
-              "Error code", "Error", "Explanation", "Message text"]
+    header = [time_heading("Created at", zone), "Direction", "Phone", "Name", "Campaign", "Status",
+              *_time_headers(zone), "Error code", "Error", "Explanation", "Message text"]
     statement = (select(Message.created_at, Message.direction, Contact.phone, Contact.name, Message.campaign_id,
                         Message.status, *[getattr(Message, name) for name in TIMES], Message.error_code,
                         Message.error_title, Message.error_detail, Message.body)
@@ -161,15 +161,15 @@ def _log_export(criteria: MessageFilter) -> Export:
     def rows():
         for created, direction, phone, name, campaign_id, status, *rest in db.session.execute(statement):
             times, (code, title, detail, body) = rest[:len(TIMES)], rest[len(TIMES):]
-            yield [_local(created, zone), "received" if direction == "in" else "sent", phone, name,
-                   names.get(campaign_id, ""), STATUSES.get(status, status), *[_local(v, zone) for v in times],
+            yield [local_time(created, zone), "received" if direction == "in" else "sent", phone, name,
+                   names.get(campaign_id, ""), STATUSES.get(status, status), *[local_time(v, zone) for v in times],
                    code, *explain_cached(code, title, detail, status), body]
 
     return Export(header, rows(), "Messages")
 
 
 def _time_headers(zone: ZoneInfo) -> list[str]:
-    return [f"{label} ({zone.key})" for label in TIME_LABELS]
+    return [time_heading(label, zone) for label in TIME_LABELS]
 
 
 def _explainer() -> Callable[..., tuple[str, str]]:
@@ -185,10 +185,6 @@ def _explainer() -> Callable[..., tuple[str, str]]:
         return seen[key]
 
     return explained
-
-
-def _local(value: datetime | None, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
 def _slug(name: str) -> str:

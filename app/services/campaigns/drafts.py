@@ -29,6 +29,7 @@ from app.services.campaigns.schedule import ScheduleChoice
 from app.services.contacts import tags
 from app.services.errors import NotFound, ServiceError
 from app.services.sending import rate_limit
+from app.services.sending.sender_number import SenderNumber, sender_number
 from app.services.templates import library as templates_service
 from app.services.templates import parts as template_parts
 from app.services.templates import rendering
@@ -319,8 +320,12 @@ class Composer:
     template: MessageTemplate | None
     variables: list[TemplateVariable]
     rules: list[tuple[str, str, str]]  # the audience's field conditions as typed: (key, op, value)
-    sender: str
     guesses: dict[str, VariableChoice]  # a guessed source for each of the template's variables not mapped yet
+
+    @property
+    def sender(self) -> SenderNumber | None:
+        """Looked up when the page shows it, not for every fragment the composer refreshes."""
+        return sender_number()
 
 
 def composer(draft: CampaignDraft) -> Composer:
@@ -334,7 +339,7 @@ def composer(draft: CampaignDraft) -> Composer:
     keys = audience.known_attribute_keys([key for key in used + [rule[0] for rule in rules] if key])
     found = template_variables(template) if template else []
     return Composer(templates=choices, tags=tags.all_tags(), attribute_keys=keys, template=template, variables=found,
-                    rules=rules, sender=current_app.config["WHATSAPP_PHONE_NUMBER_ID"] or "",
+                    rules=rules,
                     guesses={variable.key: suggested_source(variable, keys) for variable in found
                              if variable.key not in draft.variables})
 

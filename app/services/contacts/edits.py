@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,10 +34,9 @@ def normalise_phone(raw: str, region: str) -> str:
     try:
         return phones.normalise_phone(raw, region)
     except phones.InvalidPhone as error:
-        if not any(char.isdigit() for char in raw or ""):
-            raise ServiceError(f"“{raw}” is not a phone number.", field="phone") from error
-        raise ServiceError(f"“{raw}” is not a valid phone number for {region} or the country code given "
-                           f"({error.reason.lower()}).", field="phone") from error
+        # The import's row report says "No phone number"; a form asks for one.
+        reason = "Enter a phone number" if error.reason == phones.NO_NUMBER else error.reason
+        raise ServiceError(f"{reason}.", field="phone") from error
 
 
 def clean_attributes(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -66,13 +67,63 @@ def save_contact(contact_id: int | None, phone: str, name: str, tag_text: str, a
     if clash:
         where = " (in the deleted contacts; an admin can restore it)" if clash.deleted_at else ""
         raise ServiceError(f"Another contact already has the number {e164}{where}.", field="phone")
+    before = _Snapshot.of(contact) if contact_id else None
     contact.phone, contact.wa_id, contact.timezone = e164, e164.lstrip("+"), phones.time_zone(e164)
     contact.name = " ".join((name or "").split()) or None
     contact.attributes = attributes
     contact.tags = tags.ensure_tags(tags.parse_tag_list(tag_text))
     db.session.add(contact)
+    if before is None:
+        audit.record("contact.add", f"Added {contact.phone}", target=contact.phone)
+    else:
+        _record_edit(before, _Snapshot.of(contact))
     db.session.commit()
     return contact
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    phone: str
+    name: str | None
+    attributes: dict[str, Any]
+    tags: frozenset[str]
+
+    @classmethod
+    def of(cls, contact: Contact) -> _Snapshot:
+        return cls(contact.phone, contact.name, dict(contact.attributes or {}), frozenset(t.name for t in contact.tags))
+
+
+def _record_edit(before: _Snapshot, after: _Snapshot) -> None:
+    """One audit entry naming what changed: the name and field values are personal data, so only which ones
+    changed is kept (like the delete and opt-out entries, the number names the contact); tag names are ours."""
+    old, new = before.attributes, after.attributes
+    changed = {
+        "phone": before.phone != after.phone,
+        "name": before.name != after.name,
+        "fields_added": sorted(new.keys() - old.keys()),
+        "fields_changed": sorted(key for key in new.keys() & old.keys() if new[key] != old[key]),
+        "fields_removed": sorted(old.keys() - new.keys()),
+        "tags_added": sorted(after.tags - before.tags),
+        "tags_removed": sorted(before.tags - after.tags),
+    }
+    if not any(changed.values()):
+        return
+    details = {key: value for key, value in changed.items() if value and value is not True}
+    details["changed"] = [key for key, value in changed.items() if value is True]
+    if changed["phone"]:
+        details["previous_phone"] = before.phone
+    audit.record("contact.edit", f"Edited {after.phone}: {_what_changed(changed, before.phone)}", target=after.phone,
+                 details=details)
+
+
+def _what_changed(changed: dict[str, Any], previous_phone: str) -> str:
+    """"number (was +91…), name, fields city and plan, tags added vip", for the log's one-line summary."""
+    labels = {"fields_added": "added fields", "fields_changed": "changed fields", "fields_removed": "removed fields",
+              "tags_added": "added tags", "tags_removed": "removed tags"}
+    parts = [f"number (was {previous_phone})"] if changed["phone"] else []
+    parts += ["name"] if changed["name"] else []
+    parts += [f"{labels[key]} {', '.join(changed[key])}" for key in labels if changed[key]]
+    return "; ".join(parts)
 
 
 def _load(contact_id: int) -> Contact:

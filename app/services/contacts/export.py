@@ -3,40 +3,48 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Contact
 from app.services import spreadsheets
+from app.services.admin import settings
 from app.services.contacts.search import SORTS, ContactFilter, matching
 
-FIXED_COLUMNS = ["phone", "name", "tags", "opted_out", "opted_out_at", "opt_out_source", "created_at"]
 BATCH = 2000
+
+
+def fixed_columns(zone: ZoneInfo) -> list[str]:
+    """Times as the pages and the campaign export show them: local, to the second, the zone in the heading."""
+    return ["phone", "name", "tags", "opted_out", spreadsheets.time_heading("opted_out_at", zone), "opt_out_source",
+            spreadsheets.time_heading("created_at", zone)]
 
 
 def _rows(criteria: ContactFilter, region: str) -> tuple[list[str], Iterator[list]]:
     attribute_keys = _attribute_keys(criteria, region)
-    header = FIXED_COLUMNS + attribute_keys
+    zone = ZoneInfo(settings.get("timezone"))
+    header = fixed_columns(zone) + attribute_keys
 
     def generate():
         statement = (select(Contact).where(Contact.id.in_(matching(criteria, region).scalar_subquery()))
                      .order_by(*SORTS[criteria.sort]).execution_options(yield_per=BATCH))
         for contact in db.session.scalars(statement):
-            yield _row(contact, attribute_keys)
+            yield _row(contact, attribute_keys, zone)
 
     return header, generate()
 
 
-def _row(contact: Contact, attribute_keys: list[str]) -> list:
+def _row(contact: Contact, attribute_keys: list[str], zone: ZoneInfo) -> list:
     return [
         contact.phone,
         contact.name,
         ", ".join(tag.name for tag in contact.tags),
         "yes" if contact.opted_out else "no",
-        contact.opted_out_at.isoformat() if contact.opted_out_at else "",
+        spreadsheets.local_time(contact.opted_out_at, zone),
         contact.opt_out_source or "",
-        contact.created_at.isoformat(),
+        spreadsheets.local_time(contact.created_at, zone),
         *[_text(contact.attributes.get(key)) for key in attribute_keys],
     ]
 

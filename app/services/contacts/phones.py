@@ -3,7 +3,8 @@
 Numbers are read in the default country first; `+`, `00` and the trunk `0` work as people expect. Only
 when that reading is not a valid number do we try the digits as an international number written without
 `+` (the form WhatsApp exports use, e.g. 447911123456). A result is only accepted when
-`phonenumbers.is_valid_number` says so: we report, never guess.
+`phonenumbers.is_valid_number` says so: we report, never guess. Reasons are sentences about what was typed
+("98765 4321 has 9 digits; mobile numbers in India have 10"), shared by the forms and the import's row report.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ _GEOGRAPHIC = frozenset(phonenumbers.SUPPORTED_REGIONS)
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2212\u00a0\u2007\u202f"), " ")
 
 
+NO_NUMBER = "No phone number"
+
+
 class InvalidPhone(ValueError):
     """The value is not a usable phone number; `reason` is a sentence for the person who typed it."""
 
@@ -45,11 +49,11 @@ def normalise_phone(raw: Any, region: str) -> str:
     """Return the E.164 form (+919876543210) of a typed or spreadsheet value, or raise InvalidPhone."""
     text = phone_text(raw)
     if not text:
-        raise InvalidPhone("No phone number")
+        raise InvalidPhone(NO_NUMBER)
     if len(text) > MAX_INPUT_LENGTH:
-        raise InvalidPhone("Too long to be a phone number")
+        raise InvalidPhone("This is too long to be a phone number")
     if not _ALLOWED.match(text):
-        raise InvalidPhone("Contains letters or symbols that are not part of a phone number")
+        raise InvalidPhone(_stray_characters(text))
     e164 = _fast_parse(text, region)
     if e164 is not None:
         return e164
@@ -273,10 +277,10 @@ def _parse(text: str, region: str) -> tuple[PhoneNumber | None, str]:
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as error:
-        return None, _parse_error_reason(error)
+        return None, _parse_error_reason(text, error)
     if phonenumbers.is_valid_number(number):
         return number, ""
-    return None, _invalid_reason(number)
+    return None, _invalid_reason(text, number)
 
 
 def _international_reading(text: str) -> PhoneNumber | None:
@@ -294,35 +298,78 @@ def _international_reading(text: str) -> PhoneNumber | None:
     return None
 
 
-def _parse_error_reason(error: NumberParseException) -> str:
+def _stray_characters(text: str) -> str:
+    if any(char.isalpha() for char in text):
+        return f"“{text}” has letters in it; a phone number has only digits"
+    strays = "".join(dict.fromkeys(char for char in text if not _ALLOWED.match(char)))
+    return f"“{text}” has {strays} in it, which is not part of a phone number"
+
+
+def _parse_error_reason(text: str, error: NumberParseException) -> str:
     if error.error_type == NumberParseException.INVALID_COUNTRY_CODE:
-        return "Unknown country code"
+        return f"{text} does not start with a country code we know"
     if error.error_type in (NumberParseException.TOO_SHORT_NSN, NumberParseException.TOO_SHORT_AFTER_IDD):
-        return "Too short to be a phone number"
+        return f"{text} is too short to be a phone number"
     if error.error_type == NumberParseException.TOO_LONG:
-        return "Too long to be a phone number"
-    return "Not a phone number"
+        return f"{text} is too long to be a phone number"
+    return f"{text} is not a phone number"
 
 
-def _invalid_reason(number: PhoneNumber) -> str:
-    country = _country_of(number)
-    reason = phonenumbers.is_possible_number_with_reason(number)
-    if reason == ValidationResult.INVALID_COUNTRY_CODE:
-        return "Unknown country code"
-    if reason == ValidationResult.TOO_SHORT:
-        return f"Too few digits for a number in {country}"
-    if reason == ValidationResult.INVALID_LENGTH:
-        return f"Wrong number of digits for a number in {country}"
-    if reason == ValidationResult.TOO_LONG:
-        return f"Too many digits for a number in {country}"
-    return f"Not a valid number in {country}"
+def _invalid_reason(text: str, number: PhoneNumber) -> str:
+    """Why a parsed number is not valid, in the words of someone counting its digits.
+
+    WhatsApp numbers are mobiles, so a wrong count is measured against the country's mobile lengths from
+    phonenumbers' metadata (India 10, Germany 10 or 11 …), whatever the configured default country.
+    """
+    if phonenumbers.is_possible_number_with_reason(number) == ValidationResult.INVALID_COUNTRY_CODE:
+        return f"{text} does not start with a country code we know"
+    country, lengths = _country_of(number), _mobile_lengths(number.country_code)
+    count = len(phonenumbers.national_significant_number(number))
+    if lengths and count not in lengths:
+        digits = f"{count} digit{'s' if count != 1 else ''}{_after_prefix(text, number, count)}"
+        return f"{text} has {digits}; mobile numbers in {country} have {_spoken_lengths(lengths)}"
+    return f"{text} is not a valid number in {country}; check the digits"
+
+
+@cache
+def _mobile_lengths(country_code: int) -> tuple[int, ...]:
+    """How many digits (after the country code) the country's mobile numbers have; () when unknown."""
+    region = phonenumbers.region_code_for_country_code(country_code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region, None) if region in _GEOGRAPHIC else None
+    if metadata is None:
+        return ()
+    described = [desc.possible_length for desc in (metadata.mobile, metadata.general_desc) if desc is not None]
+    return next((tuple(sorted(each)) for each in described if each and each[0] != -1), ())
+
+
+def _after_prefix(text: str, number: PhoneNumber, count: int) -> str:
+    """" after +91" or " after the leading 0" when the person typed more digits than the ones counted."""
+    if sum(char.isdigit() for char in text) == count:
+        return ""
+    if text.startswith("+") or text.startswith("00"):
+        return f" after +{number.country_code}"
+    return " after the leading 0" if text.startswith("0") else f" after {number.country_code}"
+
+
+def _spoken_lengths(lengths: tuple[int, ...]) -> str:
+    """(10,) → "10", (10, 11) → "10 or 11", (8, 9, 10) → "8 to 10", (8, 10, 11) → "8, 10 or 11"."""
+    if len(lengths) > 2 and lengths[-1] - lengths[0] == len(lengths) - 1:
+        return f"{lengths[0]} to {lengths[-1]}"
+    words = [str(length) for length in lengths]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 def _country_of(number: PhoneNumber) -> str:
     region = phonenumbers.region_code_for_country_code(number.country_code)
     if region in (None, "ZZ", "001"):
         return f"+{number.country_code}"
-    return region_name(region)
+    name = region_name(region)
+    return f"the {name}" if name.startswith(_NAMES_SAID_WITH_THE) or name.endswith(_NAMES_SAID_WITH_THE) else name
+
+
+# "mobile numbers in the United Kingdom": the country names English says with "the".
+_NAMES_SAID_WITH_THE = ("United ", "Netherlands", "Philippines", "Bahamas", "Gambia", "Maldives", "Republic",
+                        "Islands")
 
 
 def _number_text(value: float | Decimal) -> str:
