@@ -1,0 +1,45 @@
+"""One line, as a person would say it, for a message the thread shows as a note instead of a bubble: an outgoing
+message that was never sent (skipped or cancelled), with the reason the send path recorded."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from app.clock import utcnow
+from app.models import CampaignStatus, Message, MessageStatus
+
+NOT_SENT = frozenset({MessageStatus.SKIPPED, MessageStatus.CANCELLED})
+_OPTED_OUT = re.compile(r"Opted out of messages on (\d{4})-(\d{2})-(\d{2})")
+# The reasons the send path writes (campaigns.prepare, campaigns.lifecycle, sending.direct), said shorter.
+_REASONS = (
+    (re.compile(r"(The contact|Contact) was deleted"), "the contact was deleted"),
+    (re.compile(r"The customer opted back in"), "they opted back in before it went out"),
+    (re.compile(r"No value for (.+)"), "no value for {0}"),
+)
+
+
+def not_sent(message: Message) -> str | None:
+    """The note for an outgoing message that never went out (Not sent: opted out on 8 Dec); None for any other."""
+    if message.direction != "out" or message.status not in NOT_SENT:
+        return None
+    return f"Not sent: {_reason(message)}"
+
+
+def _reason(message: Message) -> str:
+    reason = (message.skip_reason or "").strip()
+    if found := _OPTED_OUT.match(reason):
+        return f"opted out on {_day(date(*map(int, found.groups())))}"
+    for pattern, said in _REASONS:
+        if found := pattern.match(reason):
+            return said.format(*found.groups())
+    if reason:
+        return reason[:1].lower() + reason[1:].rstrip(".")
+    if message.status == MessageStatus.CANCELLED:
+        cancelled = message.campaign is not None and message.campaign.status == CampaignStatus.CANCELLED
+        return "the campaign was cancelled" if cancelled else "cancelled before it went out"
+    return "skipped"
+
+
+def _day(day: date) -> str:
+    return f"{day.day} {day:%b}" + ("" if day.year == utcnow().year else f" {day.year}")
