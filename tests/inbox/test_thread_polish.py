@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from app.extensions import db
 from app.models import Contact
+from app.services.admin import settings
 from app.services.campaigns import lifecycle
 from app.template_helpers import short_time
 from tests.conftest import csrf_token_from
@@ -31,9 +33,10 @@ def test_a_message_that_never_went_out_is_a_one_line_note(hooks, staff_client):
     with hooks.app.app_context():
         lifecycle.cancel(cancelled)
         opted_out_on = db.session.get(Contact, contact_id(hooks.app, ASHA)).opted_out_at
+        local = opted_out_on.astimezone(ZoneInfo(settings.get("timezone")))
 
     asha = bubbles(staff_client, hooks.app, ASHA)
-    day = f"{opted_out_on.day} {opted_out_on:%b}"
+    day = f"{local.day} {local:%b}"  # the shop's date, not the UTC one
     assert asha[-2:] == [f"Diwali offer · Not sent: opted out on {day}",
                          f"New year sale · Not sent: opted out on {day}"]
     page = staff_client.get(f"/inbox/{contact_id(hooks.app, ASHA)}").get_data(as_text=True)

@@ -19,7 +19,7 @@ from app.extensions import db
 from app.models import Contact, Conversation, Message, User
 from app.services.errors import NotFound, ServiceError
 from app.services.inbox import notes, numbers
-from app.services.webhooks.inbound import AUTOMATIC_TYPES, CHANGE_TYPES, StoredMessage
+from app.services.webhooks.inbound import AUTOMATIC_TYPES, CHANGE_TYPES, StoredMessage, readable_text
 
 WINDOW = timedelta(hours=24)
 PAGE_SIZE = 50
@@ -73,7 +73,7 @@ def record_inbound(stored: Iterable[StoredMessage], now: datetime) -> int:
             continue
         conversation.unread += 1
         conversation.done_at = None
-        _touch(conversation, at, item.event.visible_text or f"[{item.event.type}]")
+        _touch(conversation, at, readable_text(item.event) or f"[{item.event.type}]")
         if item.event.type not in AUTOMATIC_TYPES:
             conversation.last_inbound_at = max(filter(None, (conversation.last_inbound_at, at)))
         count += 1

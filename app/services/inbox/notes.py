@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from app.clock import utcnow
 from app.models import CampaignStatus, Message, MessageStatus
+from app.services.admin import settings
 
 NOT_SENT = frozenset({MessageStatus.SKIPPED, MessageStatus.CANCELLED})
 _OPTED_OUT = re.compile(r"Opted out of messages on (\d{4})-(\d{2})-(\d{2})")
@@ -29,7 +31,7 @@ def not_sent(message: Message) -> str | None:
 def _reason(message: Message) -> str:
     reason = (message.skip_reason or "").strip()
     if found := _OPTED_OUT.match(reason):
-        return f"opted out on {_day(date(*map(int, found.groups())))}"
+        return f"opted out on {_day(_opt_out_day(message, date(*map(int, found.groups()))))}"
     for pattern, said in _REASONS:
         if found := pattern.match(reason):
             return said.format(*found.groups())
@@ -41,5 +43,14 @@ def _reason(message: Message) -> str:
     return "skipped"
 
 
+def _opt_out_day(message: Message, utc_day: date) -> date:
+    """The reason carries the UTC date; the shop's own date when the contact's opt-out is still that one."""
+    opted_out_at = message.contact.opted_out_at if message.contact is not None else None
+    if opted_out_at is None or opted_out_at.date() != utc_day:
+        return utc_day
+    return opted_out_at.astimezone(ZoneInfo(settings.get("timezone"))).date()
+
+
 def _day(day: date) -> str:
-    return f"{day.day} {day:%b}" + ("" if day.year == utcnow().year else f" {day.year}")
+    # A no-break space keeps "8 Dec" together when the note wraps on a phone.
+    return f"{day.day}\u00a0{day:%b}" + ("" if day.year == utcnow().year else f"\u00a0{day.year}")
