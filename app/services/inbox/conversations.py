@@ -92,7 +92,7 @@ def _touch(conversation: Conversation, at: datetime, preview: str) -> None:
 
 def _latest_preview(contact_id: int) -> str | None:
     latest = db.session.scalars(select(Message).where(Message.contact_id == contact_id,
-                                                      Message.message_type.not_in(CHANGE_TYPES))
+                                                      Message.message_type.not_in(sorted(CHANGE_TYPES)))
                                 .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).first()
     if latest is None or latest.direction != "in":
         return None

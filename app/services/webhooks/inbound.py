@@ -144,17 +144,19 @@ def _apply_changes(original_wamid: str) -> int:
     """Apply the edits and deletions stored for this message, oldest first; 0 while the original is unknown.
 
     Replaying every change each time keeps this idempotent and order-independent: whichever of the original and
-    its changes is stored last, the original ends as its latest edit says, and a deletion wins over any edit."""
+    its changes is stored last, the original ends as its latest edit says, and a deletion wins over any edit.
+    For an ordinary message this is one indexed lookup (context_wamid) that finds nothing."""
+    changes = db.session.scalars(select(Message).where(
+        Message.context_wamid == original_wamid, Message.direction == "in",
+        Message.message_type.in_(sorted(CHANGE_TYPES))).order_by(Message.created_at, Message.id)).all()
     original = db.session.scalars(select(Message).where(
         Message.wamid == original_wamid, Message.direction == "in",
-        Message.message_type.not_in(CHANGE_TYPES))).first()
+        Message.message_type.not_in(sorted(CHANGE_TYPES)))).first() if changes else None
     if original is None:
         return 0
-    changes = db.session.scalars(select(Message).where(
-        Message.context_wamid == original_wamid, Message.contact_id == original.contact_id,
-        Message.direction == "in", Message.message_type.in_(CHANGE_TYPES))
-        .order_by(Message.created_at, Message.id)).all()
     content = dict(original.content or {})
+    # Only the customer who wrote a message can change it.
+    changes = [change for change in changes if change.contact_id == original.contact_id]
     for change in changes:
         content.setdefault("original_body", original.body)
         if change.message_type == "revoke":
