@@ -1,8 +1,9 @@
 """Every Jinja filter and global the templates use, registered here and nowhere else.
 
-Filters: local_time (a UTC time in the shop's timezone), in_zone (in a campaign's own timezone), repeat_text (a
-daily or weekly schedule in words), template_reason (why Meta rejected or paused a template), phone (a stored number
-grouped for reading: pages only, never exports or form values that are edited and sent back).
+Filters: local_time (a UTC time in the shop's timezone), short_time (as a chat list shows it), in_zone (in a
+campaign's own timezone), repeat_text (a daily or weekly schedule in words), template_reason (why Meta rejected or
+paused a template), phone (a stored number grouped for reading: pages only, never exports or form values that are
+edited and sent back).
 Globals: now_local, setting, has_endpoint, sending_stop_alerts and account_problems (the admins' banners) and
 inbox_unread (the nav badge).
 """
@@ -34,6 +35,18 @@ def local_time(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
     if value is None:
         return "—"
     return value.astimezone(ZoneInfo(settings.get("timezone"))).strftime(fmt)
+
+
+def short_time(value: datetime | None, now: datetime | None = None) -> str:
+    """A time as a chat list shows it, in the shop's timezone: "08:14" today, "Mon" this week, "8 Dec" before."""
+    if value is None:
+        return "—"
+    zone = ZoneInfo(settings.get("timezone"))
+    local, today = value.astimezone(zone), (now or datetime.now(UTC)).astimezone(zone).date()
+    days = (today - local.date()).days
+    if days <= 0:
+        return local.strftime("%H:%M")
+    return local.strftime("%a") if days < 7 else f"{local.day} {local:%b}"
 
 
 def in_zone(value: datetime | None, zone: str | None, fmt: str = "%d %b %Y, %H:%M") -> str:
@@ -89,7 +102,7 @@ def inbox_unread() -> int:
         return 0
 
 
-FILTERS = {"local_time": local_time, "in_zone": in_zone, "repeat_text": schedule.describe,
+FILTERS = {"local_time": local_time, "short_time": short_time, "in_zone": in_zone, "repeat_text": schedule.describe,
            "template_reason": library.reason_text, "phone": phone}
 GLOBALS = {"now_local": now_local, "setting": settings.get, "has_endpoint": has_endpoint,
            "sending_stop_alerts": sending_stop_alerts, "account_problems": account_problems,

@@ -7,6 +7,7 @@ from app.blueprints import variable_fields
 from app.numbers import whole_number
 from app.services.errors import NotFound, ServiceError
 from app.services.inbox import conversations as inbox
+from app.services.inbox import numbers as inbox_numbers
 from app.services.inbox import replies as inbox_replies
 from app.services.templates import library, rendering
 from jobs.sending import enqueue_send_direct
@@ -26,7 +27,7 @@ def _list_args() -> dict:
 def index():
     args = _list_args()
     if request.headers.get("HX-Target") == "conversation-list":
-        return render_template("inbox/_list_partial.html", current_id=None, **args)
+        return render_template("inbox/_list_partial.html", current_id=None, list_fragment=True, **args)
     return render_template("inbox/index.html", current_id=None, **args)
 
 
@@ -34,7 +35,7 @@ def index():
 def conversation(contact_id: int):
     target = request.headers.get("HX-Target")
     if target == "conversation-list":
-        return render_template("inbox/_list_partial.html", current_id=contact_id, **_list_args())
+        return render_template("inbox/_list_partial.html", current_id=contact_id, list_fragment=True, **_list_args())
     return _page(inbox.thread(contact_id))
 
 
@@ -75,6 +76,17 @@ def change(contact_id: int, action: str):
     if action == "done":
         flash("Marked done. A new message from the customer reopens it.", "success")
         return redirect(url_for("inbox.index"))
+    return redirect(url_for("inbox.conversation", contact_id=contact_id))
+
+
+@bp.post("/<int:contact_id>/messages/<int:message_id>/use-number")
+def use_number(contact_id: int, message_id: int):
+    """The customer changed their number (WhatsApp's notice in the thread): staff move the contact to it."""
+    try:
+        contact = inbox_numbers.use_new_number(contact_id, message_id)
+        flash(f"{contact.name or 'The contact'} now has the number {contact.phone}.", "success")
+    except ServiceError as error:
+        flash(error.message, "error")
     return redirect(url_for("inbox.conversation", contact_id=contact_id))
 
 

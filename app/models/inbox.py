@@ -22,7 +22,9 @@ from app.models.user import User
 
 class Conversation(db.Model):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_last_message_at", "last_message_at"),)
+    # unread is indexed for the nav badge's count of unread conversations, polled while staff have a page open.
+    __table_args__ = (Index("ix_conversations_last_message_at", "last_message_at"),
+                      Index("ix_conversations_unread", "unread"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contacts.id", ondelete="CASCADE"), unique=True)

@@ -68,6 +68,9 @@ class InboundMessage:
     interactive_type: str | None = None  # button_reply or list_reply
     interactive_id: str | None = None
     interactive_title: str | None = None
+    # The rest of an interactive reply that has no id/title: a flow's answers (nfm_reply, with response_json
+    # parsed), a call-permission answer (call_permission_reply: response accept/reject).
+    interactive_detail: dict[str, Any] | None = None
     media: Media | None = None  # image, video, audio, document, sticker
     location: Location | None = None
     contacts: tuple[dict[str, Any], ...] = ()
@@ -78,6 +81,8 @@ class InboundMessage:
     context_id: str | None = None  # wamid of the business message this replies to
     context_from: str | None = None
     referral: dict[str, Any] | None = None  # click-to-WhatsApp ad details
+    original_id: str | None = None  # edit / revoke: the wamid of the customer's message it changes
+    edited: InboundMessage | None = None  # edit: the message as it reads now (its text or caption)
     phone_number_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

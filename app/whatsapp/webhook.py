@@ -151,23 +151,47 @@ def _status_event(item: Any, phone_number_id: str | None) -> list[Event]:
 
 
 def _inbound_message(item: Any, phone_number_id: str | None, names: dict[str | None, str | None]) -> list[Event]:
-    kind = _str(item.get("type")) or "unknown"
     sender = _required(item, "from")
+    change = _dict(item.get("edit") or item.get("revoke"))
+    edited = _dict(change.get("message"))
+    return [_message_fields(
+        item, wamid=_required(item, "id"), from_wa_id=sender, timestamp=_timestamp(item.get("timestamp")),
+        profile_name=names.get(sender), original_id=_str(change.get("original_message_id")),
+        edited=_message_fields(edited, wamid="", from_wa_id=sender, timestamp=None) if edited else None,
+        phone_number_id=phone_number_id, raw=item)]
+
+
+def _message_fields(item: dict[str, Any], **known: Any) -> InboundMessage:
+    """What a message says, by its type; an edit's new version (edit.message) has the same shape."""
+    kind = _str(item.get("type")) or "unknown"
     button, context = _dict(item.get("button")), _dict(item.get("context"))
     interactive = _dict(item.get("interactive"))
     interactive_type = _str(interactive.get("type"))
     reply = _dict(interactive.get(interactive_type)) if interactive_type else {}
-    return [InboundMessage(
-        wamid=_required(item, "id"), from_wa_id=sender, timestamp=_timestamp(item.get("timestamp")), type=kind,
-        profile_name=names.get(sender), text=_str(_dict(item.get("text")).get("body")),
+    return InboundMessage(
+        type=kind, text=_str(_dict(item.get("text")).get("body")),
         button_payload=_str(button.get("payload")), button_text=_str(button.get("text")),
         interactive_type=interactive_type, interactive_id=_str(reply.get("id")),
-        interactive_title=_str(reply.get("title")), media=_media(item, kind), location=_location(item, kind),
+        interactive_title=_str(reply.get("title")), interactive_detail=_interactive_detail(reply),
+        media=_media(item, kind), location=_location(item, kind),
         contacts=tuple(c for c in _list(item.get("contacts")) if isinstance(c, dict)),
         reaction=_reaction(item.get("reaction")), order=_dict_or_none(item.get("order")),
         system=_dict_or_none(item.get("system")), errors=_errors(item.get("errors")),
         context_id=_str(context.get("id")), context_from=_str(context.get("from")),
-        referral=_dict_or_none(item.get("referral")), phone_number_id=phone_number_id, raw=item)]
+        referral=_dict_or_none(item.get("referral")), **known)
+
+
+def _interactive_detail(reply: dict[str, Any]) -> dict[str, Any] | None:
+    """An interactive reply's other fields; a flow's response_json (a JSON string) parsed when it is an object."""
+    detail = {key: value for key, value in reply.items() if key not in ("id", "title") and value is not None}
+    if isinstance(detail.get("response_json"), str):
+        try:
+            parsed = json.loads(detail["response_json"])
+        except (ValueError, RecursionError):
+            parsed = None
+        if isinstance(parsed, dict):
+            detail["response_json"] = parsed
+    return detail or None
 
 
 def _error_event(item: Any, phone_number_id: str | None) -> list[Event]:

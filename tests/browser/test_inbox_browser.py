@@ -14,10 +14,12 @@ from app.whatsapp.sim_config import SimulatorConfig, WebhookBehaviour
 from app.whatsapp.sim_server import SimulatorServer
 from app.whatsapp.simulator import create_simulator
 from tests.browser.conftest import screenshot, sign_in
+from tests.factories import webhooks as support
 from tests.factories.inbox import conversation_of
 
 TOKEN, SECRET, PHONE_NUMBER_ID, WABA_ID = "inbox-token", "inbox-app-secret", "106540352242922", "102290129340398"
 ASHA = "919800000001"
+hooks, sim_api, sim_server, sim_receiver = support.hooks, support.sim_api, support.sim_server, support.sim_receiver
 
 
 @pytest.fixture
@@ -105,3 +107,74 @@ def test_outside_the_window_the_composer_offers_a_template(app, live_server, pag
     page.wait_for_selector("#rule-table >> text=Prices")
     screenshot(page, "auto-replies")
     assert page.js_errors == [], page.js_errors
+
+
+def test_rarer_messages_read_as_a_person_would_say_them(app, live_server, page, make_user, hooks):
+    """Edits, deletions, a flow's answers, a call-permission answer, a skipped campaign and a changed number, in a
+    real browser at a laptop's and a phone's width; the unread badge follows the list without a reload."""
+    import re
+    from pathlib import Path
+
+    from tests.factories import campaigns as campaign_support
+    from tests.factories.inbox import RAVI, contact_id, writes
+    from tests.factories.webhooks import inbound_body, text
+
+    writes(hooks, ASHA, "STOP", ago_hours=2)
+    campaign_support.add_contacts(app, 1, start=7)  # someone the campaign does reach
+    campaign_support.launch(app, campaign_support.make_campaign(app, name="Diwali offer"), run=False)
+    original = writes(hooks, ASHA, "Size M please", ago_hours=1)
+    hooks.deliver(inbound_body(text(ASHA, "", kind="edit", seconds=_now(-3500), edit={
+        "original_message_id": original, "message": {"type": "text", "text": {"body": "Size L please"}}})))
+    secret = writes(hooks, ASHA, "My card number is 4111 1111", ago_hours=0.5)
+    hooks.deliver(inbound_body(text(ASHA, "", kind="revoke", seconds=_now(-1700),
+                                    revoke={"original_message_id": secret})))
+    writes(hooks, ASHA, "", kind="interactive", interactive={"type": "nfm_reply", "nfm_reply": {
+        "name": "flow", "body": "Sent", "response_json": '{"flow_token": "t1", "screen_0_Delivery_date_0": '
+                                                         '"2026-12-10", "screen_0_Size_1": "L"}'}})
+    writes(hooks, ASHA, "", kind="interactive", interactive={"type": "call_permission_reply", "call_permission_reply": {
+        "response": "accept", "response_source": "user_action"}})
+    writes(hooks, ASHA, "", kind="system", name=None, system={
+        "body": f"User A changed from {ASHA} to 919800000011", "wa_id": "919800000011",
+        "type": "user_changed_number"})
+    writes(hooks, ASHA, "STOP")
+    shots = Path("/tmp/shots-inboxmsgs")
+    shots.mkdir(exist_ok=True)
+
+    sign_in(page, live_server, make_user(Role.STAFF).email)
+    page.set_viewport_size({"width": 1366, "height": 900})
+    asha = contact_id(app, ASHA)
+    page.goto(f"{live_server}/inbox/{asha}")
+    thread = page.locator("#thread")
+    assert re.search(r"Diwali offer · Not sent: opted out on \d+\s\w{3}", thread.inner_text())
+    assert "Size L please" in thread.inner_text() and "edited" in thread.inner_text()
+    assert "Deleted by the customer" in thread.inner_text() and "4111" not in page.content()
+    assert "Delivery date: 2026-12-10" in thread.inner_text() and "Allowed calls" in thread.inner_text()
+    time = page.locator(".inbox-row .inbox-time").first
+    assert re.fullmatch(r"\d\d:\d\d", time.inner_text())
+    row = page.locator(".inbox-row").first.bounding_box()
+    box = time.bounding_box()
+    assert box["x"] + box["width"] <= row["x"] + row["width"]  # the whole time shows
+    stop = page.locator(".chat-in .chat-bubble", has_text="STOP").last
+    bubble, meta = stop.bounding_box(), stop.locator(".chat-meta").bounding_box()
+    assert meta["x"] >= bubble["x"] and meta["x"] + meta["width"] <= bubble["x"] + bubble["width"] + 0.5
+    page.locator("#thread .inbox-thread").evaluate("el => el.scrollTop = -el.scrollHeight / 2")
+    page.screenshot(path=str(shots / "thread-desktop.png"))
+    screenshot(page, "inbox-rarer-messages")
+
+    writes(hooks, RAVI, "Hello?", name="Ravi Kumar")  # the badge follows the list's poll, no reload
+    page.wait_for_selector(".inbox-row >> text=Ravi Kumar", timeout=10_000)
+    page.wait_for_function("document.querySelector('#nav-unread').innerText.trim() === '1'", timeout=10_000)
+
+    page.locator("#thread .inbox-thread").evaluate("el => el.scrollTop = 0")  # the newest, with the offer
+    page.screenshot(path=str(shots / "thread-desktop-newest.png"))
+    page.click("text=Use the new number +919800000011")
+    page.wait_for_selector("text=Asha Rao now has the number +919800000011.")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(shots / "thread-phone.png"), full_page=True)
+    assert page.js_errors == [], page.js_errors
+
+
+def _now(offset: int) -> int:
+    from tests.factories.inbox import now_seconds
+
+    return now_seconds() + offset

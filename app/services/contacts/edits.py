@@ -63,10 +63,7 @@ def save_contact(contact_id: int | None, phone: str, name: str, tag_text: str, a
     """Create (contact_id None) or update a contact; raises ServiceError with the field at fault."""
     e164 = normalise_phone(phone, region)
     contact = _load(contact_id) if contact_id else Contact(attributes={})
-    clash = db.session.scalar(select(Contact).where(Contact.phone == e164, Contact.id != (contact_id or 0)))
-    if clash:
-        where = " (in the deleted contacts; an admin can restore it)" if clash.deleted_at else ""
-        raise ServiceError(f"Another contact already has the number {e164}{where}.", field="phone")
+    _refuse_taken_number(e164, contact_id)
     before = _Snapshot.of(contact) if contact_id else None
     contact.phone, contact.wa_id, contact.timezone = e164, e164.lstrip("+"), phones.time_zone(e164)
     contact.name = " ".join((name or "").split()) or None
@@ -124,6 +121,26 @@ def _what_changed(changed: dict[str, Any], previous_phone: str) -> str:
     parts += ["name"] if changed["name"] else []
     parts += [f"{labels[key]} {', '.join(changed[key])}" for key in labels if changed[key]]
     return "; ".join(parts)
+
+
+def change_phone(contact_id: int, phone: str, region: str) -> Contact:
+    """Move a contact to a new number (a customer who changed theirs), keeping everything else. Commits."""
+    contact, e164 = _not_deleted(contact_id), normalise_phone(phone, region)
+    if e164 == contact.phone:
+        raise ServiceError(f"{e164} is already this contact's number.", field="phone")
+    _refuse_taken_number(e164, contact_id)
+    old = contact.phone
+    contact.phone, contact.wa_id, contact.timezone = e164, e164.lstrip("+"), phones.time_zone(e164)
+    audit.record("contact.phone", f"Changed the number {old} to {e164}", target=e164)
+    db.session.commit()
+    return contact
+
+
+def _refuse_taken_number(e164: str, contact_id: int | None) -> None:
+    clash = db.session.scalar(select(Contact).where(Contact.phone == e164, Contact.id != (contact_id or 0)))
+    if clash:
+        where = " (in the deleted contacts; an admin can restore it)" if clash.deleted_at else ""
+        raise ServiceError(f"Another contact already has the number {e164}{where}.", field="phone")
 
 
 def _load(contact_id: int) -> Contact:

@@ -18,11 +18,13 @@ from app.clock import utcnow
 from app.extensions import db
 from app.models import Contact, Conversation, Message, User
 from app.services.errors import NotFound, ServiceError
-from app.services.webhooks.inbound import AUTOMATIC_TYPES, StoredMessage
+from app.services.inbox import notes, numbers
+from app.services.webhooks.inbound import AUTOMATIC_TYPES, CHANGE_TYPES, StoredMessage, readable_text
 
 WINDOW = timedelta(hours=24)
 PAGE_SIZE = 50
 THREAD_LIMIT = 500
+DELETED = "Deleted by the customer"
 FILTERS = {"open": "Open", "unread": "Unread", "mine": "Assigned to me", "done": "Done", "all": "All"}
 
 
@@ -42,6 +44,14 @@ class Thread:
     messages: list[Message]
     window: Window
 
+    def not_sent(self, message: Message) -> str | None:
+        """The one-line note shown instead of a bubble for a message that never went out."""
+        return notes.not_sent(message)
+
+    def new_number(self, message: Message) -> str | None:
+        """The number a changed-number notice offers staff to move the contact to."""
+        return numbers.offered_number(message)
+
 
 def window_for(last_inbound_at: datetime | None, now: datetime | None = None) -> Window:
     """The customer-service window: open for 24 hours after the customer's last own message."""
@@ -57,9 +67,13 @@ def record_inbound(stored: Iterable[StoredMessage], now: datetime) -> int:
     for item in stored:
         at = item.event.timestamp or now
         conversation = _conversation_for(item.contact.id, at)
+        if item.event.type in CHANGE_TYPES:
+            # An edit or deletion changes a message staff may have read already; the list shows its result.
+            conversation.last_preview = _latest_preview(item.contact.id) or conversation.last_preview
+            continue
         conversation.unread += 1
         conversation.done_at = None
-        _touch(conversation, at, item.event.visible_text or f"[{item.event.type}]")
+        _touch(conversation, at, readable_text(item.event) or f"[{item.event.type}]")
         if item.event.type not in AUTOMATIC_TYPES:
             conversation.last_inbound_at = max(filter(None, (conversation.last_inbound_at, at)))
         count += 1
@@ -74,6 +88,21 @@ def record_outbound(contact_id: int, preview: str, at: datetime) -> None:
 def _touch(conversation: Conversation, at: datetime, preview: str) -> None:
     if conversation.last_message_at is None or at >= conversation.last_message_at:
         conversation.last_message_at, conversation.last_preview = at, preview[:255]
+
+
+def _latest_preview(contact_id: int) -> str | None:
+    latest = db.session.scalars(select(Message).where(Message.contact_id == contact_id,
+                                                      Message.message_type.not_in(sorted(CHANGE_TYPES)))
+                                .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).first()
+    if latest is None or latest.direction != "in":
+        return None
+    return DELETED if (latest.content or {}).get("revoked_at") else latest.body or f"[{latest.message_type}]"
+
+
+def shown(message: Message) -> bool:
+    """Whether the thread shows this row: not an edit or deletion already applied to its original (which shows
+    the change instead); one whose original has not arrived shows on its own."""
+    return message.message_type not in CHANGE_TYPES or "applied_to" not in (message.content or {})
 
 
 def _conversation_for(contact_id: int, at: datetime) -> Conversation:
@@ -127,7 +156,7 @@ def thread(contact_id: int) -> Thread:
     statement = (select(Message).where(Message.contact_id == contact_id)
                  .options(selectinload(Message.campaign))
                  .order_by(Message.created_at.desc(), Message.id.desc()).limit(THREAD_LIMIT))
-    messages = list(reversed(db.session.scalars(statement).unique().all()))
+    messages = [message for message in reversed(db.session.scalars(statement).unique().all()) if shown(message)]
     return Thread(conversation, messages, window_for(conversation.last_inbound_at))
 
 

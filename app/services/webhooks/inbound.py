@@ -2,11 +2,18 @@
 
 A message is stored with INSERT … ON CONFLICT (wamid) DO NOTHING, so a webhook Meta delivers twice (even to two
 workers at once) stores it once, and only the copy that stored it goes on to opt-out handling and replies.
+
+An edit or a deletion (types "edit" and "revoke") is stored as a row of its own pointing at the original through
+context_wamid, then applied to the original: its text replaced (marked edited) or hidden (marked revoked). When the
+original has not arrived yet the change waits and is applied the moment it does, so the order Meta delivers them in
+does not matter, and a second delivery changes nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,8 +29,11 @@ from app.services.contacts import phones
 from app.services.sending import message_state
 from app.whatsapp.events import InboundMessage
 
+# Changes to an earlier message rather than messages of their own.
+CHANGE_TYPES = frozenset({"edit", "revoke"})
 # Messages a person did not type: never answered automatically, never read as a keyword.
-AUTOMATIC_TYPES = frozenset({"system", "unsupported", "reaction", "ephemeral", "unknown"})
+AUTOMATIC_TYPES = frozenset({"system", "unsupported", "reaction", "ephemeral", "unknown"}) | CHANGE_TYPES
+CALL_ANSWERS = {"accept": "Allowed calls", "reject": "Declined calls"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ def store_messages(messages: Iterable[InboundMessage], totals: message_state.Tot
             continue
         counts["messages stored"] += 1
         counts["replies attributed"] += _attribute_reply(message, totals, now)
+        counts["edits and deletions applied"] += _apply_changes(message.original_id or message.wamid)
         stored.append(StoredMessage(message_id, message, contact))
     return stored
 
@@ -66,17 +77,35 @@ def contact_for(wa_id: str, profile_name: str | None, now: datetime, create: boo
     return contact
 
 
+def readable_text(message: InboundMessage) -> str | None:
+    """What the message says, as a person would read it: the typed text, or a flow's answers, a call-permission
+    answer, a system notice's words, an edit's new text."""
+    if message.edited is not None:
+        return readable_text(message.edited)
+    detail = message.interactive_detail or {}
+    if message.interactive_type == "nfm_reply":
+        return _flow_answers(detail.get("response_json")) or _text(detail.get("body"))
+    if message.interactive_type == "call_permission_reply":
+        return CALL_ANSWERS.get(str(detail.get("response")), "Answered the call permission request")
+    if message.system:
+        return _text(message.system.get("body"))
+    return message.visible_text
+
+
 def inbound_content(message: InboundMessage) -> dict[str, Any]:
     """The typed details of a message (media, location, button, …) as JSON, without empty parts."""
     content: dict[str, Any] = {
         "profile_name": message.profile_name,
         "button": _present({"payload": message.button_payload, "text": message.button_text}),
         "interactive": _present({"type": message.interactive_type, "id": message.interactive_id,
-                                 "title": message.interactive_title}),
+                                 "title": message.interactive_title, **(message.interactive_detail or {})}),
         "media": _as_dict(message.media), "location": _as_dict(message.location),
         "contacts": list(message.contacts), "reaction": _as_dict(message.reaction), "order": message.order,
         "system": message.system, "referral": message.referral,
         "errors": [dataclasses.asdict(error) for error in message.errors],
+        "edit": _present({"original_id": message.original_id, "type": message.edited.type})
+        if message.type == "edit" and message.edited else None,
+        "revoke": _present({"original_id": message.original_id}) if message.type == "revoke" else None,
     }
     return {key: value for key, value in content.items() if value}
 
@@ -86,8 +115,9 @@ def _insert_message(message: InboundMessage, contact_id: int, now: datetime) -> 
     statement = _insert(Message.__table__).values(
         campaign_id=None, source=MessageSource.INBOUND, contact_id=contact_id, direction="in",
         message_type=message.type[:16],
-        status=MessageStatus.RECEIVED, parameters={}, body=message.visible_text, content=inbound_content(message),
-        attempts=0, wamid=message.wamid, context_wamid=message.context_id, created_at=message.timestamp or now,
+        status=MessageStatus.RECEIVED, parameters={}, body=readable_text(message), content=inbound_content(message),
+        attempts=0, wamid=message.wamid, context_wamid=message.original_id or message.context_id,
+        created_at=message.timestamp or now,
         updated_at=now,
     ).on_conflict_do_nothing(index_elements=[Message.wamid]).returning(Message.id)
     return db.session.execute(statement).scalar()
@@ -108,6 +138,63 @@ def _attribute_reply(message: InboundMessage, totals: message_state.Totals, now:
     if marked:
         totals.count_reply(target.run_id, message.timestamp or now)
     return marked
+
+
+def _apply_changes(original_wamid: str) -> int:
+    """Apply the edits and deletions stored for this message, oldest first; 0 while the original is unknown.
+
+    Replaying every change each time keeps this idempotent and order-independent: whichever of the original and
+    its changes is stored last, the original ends as its latest edit says, and a deletion wins over any edit.
+    For an ordinary message this is one indexed lookup (context_wamid) that finds nothing."""
+    changes = db.session.scalars(select(Message).where(
+        Message.context_wamid == original_wamid, Message.direction == "in",
+        Message.message_type.in_(sorted(CHANGE_TYPES))).order_by(Message.created_at, Message.id)).all()
+    original = db.session.scalars(select(Message).where(
+        Message.wamid == original_wamid, Message.direction == "in",
+        Message.message_type.not_in(sorted(CHANGE_TYPES)))).first() if changes else None
+    if original is None:
+        return 0
+    content = dict(original.content or {})
+    # Only the customer who wrote a message can change it.
+    changes = [change for change in changes if change.contact_id == original.contact_id]
+    for change in changes:
+        content.setdefault("original_body", original.body)
+        if change.message_type == "revoke":
+            content["revoked_at"] = change.created_at.isoformat()
+        elif change.body is not None:
+            original.body, content["edited_at"] = change.body, change.created_at.isoformat()
+        change.content = {**(change.content or {}), "applied_to": original.id}
+    original.content = content  # a new dict, so the JSON column sees the change
+    return len(changes)
+
+
+def _flow_answers(response: Any) -> str | None:
+    """A flow's answers as "Label: value" lines; the flow_token is ours, not the customer's."""
+    if not isinstance(response, dict):
+        return None
+    lines = [f"{_label(key)}: {_answer(value)}" for key, value in response.items()
+             if key != "flow_token" and value not in (None, "", [], {})]
+    return "\n".join(lines) or None
+
+
+def _label(key: str) -> str:
+    # Flow Builder names fields like "screen_0_Delivery_date_1"; the middle is what the customer saw.
+    words = re.sub(r"^screen_\d+_|_\d+$", "", str(key)).replace("_", " ").strip()
+    return (words[:1].upper() + words[1:]) or str(key)
+
+
+def _answer(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_answer(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def _find_contact(wa_id: str) -> Contact | None:
