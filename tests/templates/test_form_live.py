@@ -116,7 +116,9 @@ def _approve_by_webhook(app, monkeypatch, name: str) -> None:
     monkeypatch.setattr(jobs.webhooks, "DRAIN_IDLE_SECONDS", 0)
     monkeypatch.setattr(jobs.webhooks, "DRAIN_POLL_SECONDS", 0)
     app.config.update(WHATSAPP_APP_SECRET="template-secret")
-    raw = json.dumps(template_body("APPROVED", name)).encode()
+    with app.app_context():  # Meta's event names the template's own id
+        meta_id = db.session.scalar(select(MessageTemplate.meta_id).where(MessageTemplate.name == name))
+    raw = json.dumps(template_body("APPROVED", name, template_id=int(meta_id))).encode()
     response = app.test_client().post("/webhooks/whatsapp", data=raw, content_type="application/json",
                                       headers={SIGNATURE_HEADER: sign(raw, "template-secret")})
     assert response.status_code == 200
