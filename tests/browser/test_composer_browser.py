@@ -1,15 +1,12 @@
 """Templates and the campaign composer in a real browser: sync, compose with live count and preview, save."""
 
-import json
 from datetime import UTC, datetime
 
 from playwright.sync_api import expect
 
-import jobs.webhooks
-from app.whatsapp.webhook import SIGNATURE_HEADER, sign
 from tests.browser.conftest import screenshot as full_page_screenshot
 from tests.browser.conftest import sign_in
-from tests.factories.webhooks import template_body
+from tests.factories.webhooks import post_template_verdict
 
 
 def screenshot(page, name: str) -> None:
@@ -108,7 +105,7 @@ def test_write_a_template_with_live_preview_and_submit_it(app, live_server, page
     expect(page.locator("#template-detail .badge").first).to_have_text("In review")
     assert sim.simulator.templates.get("back_in_stock", "en_US").data["status"] == "PENDING"
     shots(page, "template-in-review")
-    _approve_by_webhook(app, monkeypatch, "back_in_stock")
+    post_template_verdict(app, monkeypatch, "back_in_stock")
     expect(page.locator("#template-detail .badge").first).to_have_text("Approved", timeout=12_000)  # no reload
     expect(page.locator("text=Use in a campaign")).to_be_visible()
     assert page.locator("#template-detail[hx-trigger]").count() == 0  # decided: the polling stopped
@@ -121,17 +118,6 @@ def shots(page, name: str) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, f"{name}-phone")
     page.set_viewport_size({"width": 1366, "height": 900})
-
-
-def _approve_by_webhook(app, monkeypatch, name: str) -> None:
-    """Meta's verdict as it arrives: a signed template webhook, processed by the worker."""
-    monkeypatch.setattr(jobs.webhooks, "DRAIN_IDLE_SECONDS", 0)
-    monkeypatch.setattr(jobs.webhooks, "DRAIN_POLL_SECONDS", 0)
-    app.config.update(WHATSAPP_APP_SECRET="template-secret")
-    raw = json.dumps(template_body("APPROVED", name)).encode()
-    response = app.test_client().post("/webhooks/whatsapp", data=raw, content_type="application/json",
-                                      headers={SIGNATURE_HEADER: sign(raw, "template-secret")})
-    assert response.status_code == 200
 
 
 def test_repeat_weekly_with_an_end_date_and_the_errors_next_to_the_fields(live_server, page, sim, quick_user,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 import jobs.webhooks
 from app.extensions import db
-from app.models import Campaign, CampaignStatus, Contact, Message, WebhookEvent
+from app.models import Campaign, CampaignStatus, Contact, Message, MessageTemplate, WebhookEvent
 from app.services.sending import message_state
 from app.whatsapp.webhook import SIGNATURE_HEADER, sign
 from tests.conftest import run_jobs
@@ -100,6 +100,20 @@ def template_body(event: str, name: str, language: str = "en_US", template_id: i
     return envelope("message_template_status_update", {
         "event": event, "message_template_id": template_id, "message_template_name": name,
         "message_template_language": language, "reason": reason, "message_template_category": "MARKETING"})
+
+
+def post_template_verdict(app, monkeypatch, name: str, event: str = "APPROVED") -> None:
+    """Meta's verdict on a template as it arrives: a signed webhook naming the template's own Meta id. The caller runs
+    the queued job (run_jobs) or leaves it to a background worker."""
+    monkeypatch.setattr(jobs.webhooks, "DRAIN_IDLE_SECONDS", 0)
+    monkeypatch.setattr(jobs.webhooks, "DRAIN_POLL_SECONDS", 0)
+    app.config.update(WHATSAPP_APP_SECRET="template-secret")
+    with app.app_context():
+        meta_id = db.session.scalar(select(MessageTemplate.meta_id).where(MessageTemplate.name == name))
+    raw = json.dumps(template_body(event, name, template_id=int(meta_id))).encode()
+    response = app.test_client().post("/webhooks/whatsapp", data=raw, content_type="application/json",
+                                      headers={SIGNATURE_HEADER: sign(raw, "template-secret")})
+    assert response.status_code == 200
 
 
 # --- the app side -----------------------------------------------------------------------------------------------

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from sqlalchemy import func, select
 
-import jobs.webhooks
 from app.extensions import db
 from app.models import MessageTemplate, TemplateStatus
-from app.whatsapp.webhook import SIGNATURE_HEADER, sign
 from tests.conftest import csrf_token_from, run_jobs
-from tests.factories.webhooks import template_body
+from tests.factories.webhooks import post_template_verdict
 
 pytest_plugins = ["tests.factories.composer"]
 
@@ -111,20 +107,6 @@ def test_new_example_inputs_are_drawn_only_when_the_variables_change(staff_clien
     assert 'id="example-fields"' not in same and 'id="example-body-2-error"' in same  # inputs keep focus
 
 
-def _approve_by_webhook(app, monkeypatch, name: str) -> None:
-    """Meta's verdict as it arrives: a signed template webhook, processed by the worker's job."""
-    monkeypatch.setattr(jobs.webhooks, "DRAIN_IDLE_SECONDS", 0)
-    monkeypatch.setattr(jobs.webhooks, "DRAIN_POLL_SECONDS", 0)
-    app.config.update(WHATSAPP_APP_SECRET="template-secret")
-    with app.app_context():  # Meta's event names the template's own id
-        meta_id = db.session.scalar(select(MessageTemplate.meta_id).where(MessageTemplate.name == name))
-    raw = json.dumps(template_body("APPROVED", name, template_id=int(meta_id))).encode()
-    response = app.test_client().post("/webhooks/whatsapp", data=raw, content_type="application/json",
-                                      headers={SIGNATURE_HEADER: sign(raw, "template-secret")})
-    assert response.status_code == 200
-    run_jobs(app)
-
-
 def test_a_template_in_review_refreshes_itself_until_meta_decides(app, sim, staff_client, monkeypatch):
     data = {"name": "back_in_stock", "body": "Hi {{1}}, it is back!", "example-body.1": "Asha"}
     created = staff_client.post("/templates/new", data={**data, "csrf_token": csrf_token_from(html_of(staff_client))})
@@ -134,7 +116,8 @@ def test_a_template_in_review_refreshes_itself_until_meta_decides(app, sim, staf
     listing = staff_client.get("/templates/").get_data(as_text=True)
     assert 'id="template-table"' in listing and 'hx-trigger="every 5s"' in listing
 
-    _approve_by_webhook(app, monkeypatch, "back_in_stock")
+    post_template_verdict(app, monkeypatch, "back_in_stock")
+    run_jobs(app)
 
     fragment = staff_client.get(detail_url, headers=LIVE).get_data(as_text=True)
     assert "<html" not in fragment and "Approved" in fragment and "In review" not in fragment
