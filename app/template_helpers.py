@@ -2,7 +2,8 @@
 
 Filters: local_time (a UTC time in the shop's timezone), in_zone (in a campaign's own timezone), repeat_text (a
 daily or weekly schedule in words), template_reason (why Meta rejected or paused a template).
-Globals: now_local, setting, has_endpoint, sending_stop_alerts (the admins' banner) and inbox_unread (the nav badge).
+Globals: now_local, setting, has_endpoint, sending_stop_alerts and outbound_webhook_notices (the admins' banners) and
+inbox_unread (the nav badge).
 """
 
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
 from app.services.admin import settings
+from app.services.api.outbound import endpoints as outbound_endpoints
 from app.services.campaigns import page as campaign_page
 from app.services.campaigns import schedule
 from app.services.inbox import conversations
@@ -57,6 +59,15 @@ def sending_stop_alerts() -> list[campaign_page.StopAlert]:
         return []
 
 
+def outbound_webhook_notices() -> list:
+    """For the admins' banner: webhook endpoints disabled automatically after failing for days."""
+    try:
+        return outbound_endpoints.disabled_notices()
+    except SQLAlchemyError:  # an error page while the database is away must still render
+        db.session.rollback()
+        return []
+
+
 def inbox_unread() -> int:
     """For the nav badge: one count, and only on pages that show it."""
     try:
@@ -69,4 +80,5 @@ def inbox_unread() -> int:
 FILTERS = {"local_time": local_time, "in_zone": in_zone, "repeat_text": schedule.describe,
            "template_reason": library.reason_text}
 GLOBALS = {"now_local": now_local, "setting": settings.get, "has_endpoint": has_endpoint,
-           "sending_stop_alerts": sending_stop_alerts, "inbox_unread": inbox_unread}
+           "sending_stop_alerts": sending_stop_alerts, "inbox_unread": inbox_unread,
+           "outbound_webhook_notices": outbound_webhook_notices}

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.models import Contact, Message, MessageSource, MessageStatus
+from app.services.api.outbound import events as outbound_events
 from app.services.contacts import phones
 from app.services.sending import message_state
 from app.whatsapp.events import InboundMessage
@@ -49,6 +50,7 @@ def store_messages(messages: Iterable[InboundMessage], totals: message_state.Tot
         counts["messages stored"] += 1
         counts["replies attributed"] += _attribute_reply(message, totals, now)
         stored.append(StoredMessage(message_id, message, contact))
+    outbound_events.messages_received(stored, now)  # the outbox, if anyone listens
     return stored
 
 
