@@ -36,7 +36,7 @@ def show(endpoint_id: int):
 @bp.get("/<int:endpoint_id>/log")
 def log(endpoint_id: int):
     """The delivery log alone: the page's HTMX fragment, which refreshes itself while deliveries are pending."""
-    return render_template("admin/_outbound_log_partial.html", endpoint=endpoints.get(endpoint_id),
+    return render_template("admin/_outbound_log_partial.html", webhook=endpoints.get(endpoint_id),
                            log=endpoints.delivery_log(endpoint_id))
 
 
@@ -90,5 +90,5 @@ def _list_page(form, error: ServiceError | None):
 
 
 def _endpoint_page(endpoint, form, error: ServiceError | None):
-    return render_template("admin/outbound_endpoint.html", endpoint=endpoint, form=form, error=error,
+    return render_template("admin/outbound_endpoint.html", webhook=endpoint, form=form, error=error,
                            event_types=events.EVENT_TYPES, log=endpoints.delivery_log(endpoint.id))
