@@ -79,7 +79,8 @@ def _phones(contact_ids: set) -> dict[int, str]:
     ids = sorted(contact_id for contact_id in contact_ids if contact_id is not None)
     if not ids:
         return {}
-    return dict(db.session.execute(select(Contact.id, Contact.phone).where(Contact.id.in_(ids))).tuples().all())
+    rows = db.session.execute(select(Contact.id, Contact.phone).where(Contact.id.in_(ids)))
+    return {row.id: row.phone for row in rows}
 
 
 def deliver_due(now: datetime | None = None) -> BatchReport:

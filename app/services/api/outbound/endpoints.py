@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -152,12 +151,6 @@ def disabled_notices() -> list[OutboundEndpoint]:
     return list(db.session.scalars(select(OutboundEndpoint).where(OutboundEndpoint.enabled.is_(False),
                                                                   OutboundEndpoint.disabled_reason.is_not(None))
                                    .order_by(OutboundEndpoint.id)))
-
-
-def last_attempts(endpoint_ids: list[int]) -> dict[int, datetime]:
-    return dict(db.session.execute(select(OutboundDelivery.endpoint_id, func.max(OutboundDelivery.last_attempt_at))
-                                   .where(OutboundDelivery.endpoint_id.in_(endpoint_ids))
-                                   .group_by(OutboundDelivery.endpoint_id)).tuples().all())
 
 
 def _validated(form: EndpointForm) -> tuple[str, list[str]]:
