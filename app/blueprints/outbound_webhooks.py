@@ -55,6 +55,8 @@ def act(endpoint_id: int, action: str):
     try:
         if action == "delete":
             flash(f"Deleted the endpoint {endpoints.delete(endpoint_id)} and its delivery log.", "success")
+            if request.headers.get("HX-Request"):  # posted by htmx after its confirm dialog
+                return "", 204, {"HX-Redirect": url_for("outbound_webhooks.index")}
             return redirect(url_for("outbound_webhooks.index"))
         if action == "test":
             endpoints.send_test(endpoint_id)

@@ -4,9 +4,9 @@ Each emit first reads which event types enabled endpoints want (one indexed read
 When none wants them it stops there; otherwise the whole batch's events go in with one executemany. Measured by
 bench/outbound_webhooks.py on this 2-core machine under a load average of 5-6, per batch of 200 statuses: the read
 0.13 ms (SQLite) / 0.27 ms (PostgreSQL); the insert 3 ms of a 25 ms batch (SQLite) / 10 ms of 45 ms (PostgreSQL,
-where an INSERT … SELECT FROM unnest(…) measured the same as the executemany: the cost is the rows, not the calls). Delivery is the jobs' business after the commit
-(delivery.py), so webhook intake and sending never wait on a receiver. `take_emitted` tells the job module whether
-this process wrote any, so it queues a delivery job only then.
+where an INSERT … SELECT FROM unnest(…) measured the same as the executemany: the cost is the rows, not the calls).
+Delivery is the jobs' business after the commit (delivery.py), so webhook intake and sending never wait on a
+receiver. `take_emitted` tells the job module whether this process wrote any, so it queues a delivery job only then.
 """
 
 from __future__ import annotations
