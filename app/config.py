@@ -43,11 +43,13 @@ OUTBOUND_WEBHOOK_DEFAULTS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "OUTBOUND_WEBHOOK_RETRY_MAX_SECONDS": (3600.0, float),
     "OUTBOUND_WEBHOOK_RETRY_HOURS": (24.0, float),  # then a delivery is given up (it can still be redelivered)
     "OUTBOUND_WEBHOOK_DISABLE_AFTER_DAYS": (3.0, float),  # failing this long without a success: disabled
+    "OUTBOUND_WEBHOOK_KEEP_DAYS": (30.0, float),  # events and their delivery log, once no delivery waits
 }
 # Settings where 0 (or less) means nothing sensible: refused at start with the setting's name.
 POSITIVE = ("SEND_RATE_PER_SECOND", "SEND_MAX_ATTEMPTS", "SEND_BATCH_SIZE", "SEND_PARALLEL_BATCHES",
             "WHATSAPP_SEND_CONCURRENCY", "SEND_READ_TIMEOUT_SECONDS", "IMPORT_MAX_ROWS", "OUTBOUND_WEBHOOK_BATCH_SIZE",
-            "OUTBOUND_WEBHOOK_CONCURRENCY", "OUTBOUND_WEBHOOK_PARALLEL_JOBS", "OUTBOUND_WEBHOOK_RETRY_HOURS")
+            "OUTBOUND_WEBHOOK_CONCURRENCY", "OUTBOUND_WEBHOOK_PARALLEL_JOBS", "OUTBOUND_WEBHOOK_RETRY_HOURS",
+            "OUTBOUND_WEBHOOK_KEEP_DAYS")
 
 # Read by app.whatsapp through WhatsAppSettings.from_mapping; None means not configured.
 WHATSAPP_DEFAULTS = {

@@ -44,9 +44,11 @@ def deliver_outbound_webhooks(slot: int = 0) -> dict[str, int]:
 
 
 def sweep_outbound_webhooks() -> dict[str, int]:
-    """Periodic: what no job was queued for (a lost job, a campaign that finished, retries that came due)."""
+    """Periodic: what no job was queued for (a lost job, a campaign that finished, retries that came due); and
+    the log kept to OUTBOUND_WEBHOOK_KEEP_DAYS, a slice at a time."""
     report = _deliver_until(time.monotonic() + SWEEP_BUDGET_SECONDS, None)
     _wake_for_retries()
+    report["purged"] = delivery.purge_older_than(current_app.config["OUTBOUND_WEBHOOK_KEEP_DAYS"])
     return report
 
 

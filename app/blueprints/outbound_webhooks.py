@@ -50,15 +50,17 @@ def update(endpoint_id: int):
     return redirect(url_for("outbound_webhooks.show", endpoint_id=endpoint_id))
 
 
-@bp.post("/<int:endpoint_id>/<any(enable, disable, test, delete):action>")
+@bp.post("/<int:endpoint_id>/<any(enable, disable, test, delete, 'rotate-secret'):action>")
 def act(endpoint_id: int, action: str):
     try:
         if action == "delete":
             flash(f"Deleted the endpoint {endpoints.delete(endpoint_id)} and its delivery log.", "success")
-            if request.headers.get("HX-Request"):  # posted by htmx after its confirm dialog
-                return "", 204, {"HX-Redirect": url_for("outbound_webhooks.index")}
-            return redirect(url_for("outbound_webhooks.index"))
-        if action == "test":
+            return _go(url_for("outbound_webhooks.index"))
+        if action == "rotate-secret":
+            endpoints.rotate_secret(endpoint_id)
+            flash("Made a new signing secret: give it to the receiver now; deliveries are signed with it from now on.",
+                  "success")
+        elif action == "test":
             endpoints.send_test(endpoint_id)
             enqueue_deliver_outbound_webhooks(force=True)
             flash("Queued a test event; it shows in the log below.", "success")
@@ -67,7 +69,7 @@ def act(endpoint_id: int, action: str):
             flash(f"{action.capitalize()}d the endpoint.", "success")
     except ServiceError as error:
         flash(error.message, "error")
-    return redirect(url_for("outbound_webhooks.show", endpoint_id=endpoint_id))
+    return _go(url_for("outbound_webhooks.show", endpoint_id=endpoint_id))
 
 
 @bp.post("/<int:endpoint_id>/deliveries/<int:delivery_id>/redeliver")
@@ -79,6 +81,13 @@ def redeliver(endpoint_id: int, delivery_id: int):
     except ServiceError as error:
         flash(error.message, "error")
     return redirect(url_for("outbound_webhooks.show", endpoint_id=endpoint_id))
+
+
+def _go(url: str):
+    """Redirect a form post, or an HTMX one (whose confirm dialog came first) through HX-Redirect."""
+    if request.headers.get("HX-Request"):
+        return "", 204, {"HX-Redirect": url}
+    return redirect(url)
 
 
 def _form() -> EndpointForm:

@@ -48,7 +48,7 @@ class OutboundEvent(db.Model):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     body: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # for the log's purge
     fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

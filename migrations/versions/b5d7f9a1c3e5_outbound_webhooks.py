@@ -53,6 +53,7 @@ def upgrade():
     )
     with op.batch_alter_table("outbound_events", schema=None) as batch_op:
         batch_op.create_index("ix_outbound_events_fanned_out_at_id", ["fanned_out_at", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbound_events_created_at"), ["created_at"], unique=False)
     op.create_table(
         "outbound_deliveries",
         sa.Column("id", BIG_ID, nullable=False),
@@ -81,7 +82,13 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table("outbound_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbound_deliveries_endpoint_id_id")
+        batch_op.drop_index("ix_outbound_deliveries_status_next_attempt_at")
     op.drop_table("outbound_deliveries")
+    with op.batch_alter_table("outbound_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_outbound_events_created_at"))
+        batch_op.drop_index("ix_outbound_events_fanned_out_at_id")
     op.drop_table("outbound_events")
     with op.batch_alter_table("outbound_endpoints", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbound_endpoints_enabled"))

@@ -1,4 +1,5 @@
-"""The admin pages of outbound webhooks: editing events, disabling and enabling, deleting; CSRF and the audit log."""
+"""The admin pages of outbound webhooks: editing events, disabling and enabling, deleting, a new secret; CSRF and the
+audit log."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEntry
-from tests.conftest import csrf_token_from
+from app.services.api.outbound import signing
+from tests.conftest import csrf_token_from, run_jobs
 from tests.factories import outbound
 from tests.factories.outbound import endpoint_row, make_endpoint
 
@@ -64,3 +66,22 @@ def test_posts_without_a_csrf_token_are_refused(app, admin_client, receiver):
 
 def test_an_unknown_endpoint_is_a_404(admin_client):
     assert admin_client.get("/admin/outbound-webhooks/999").status_code == 404
+
+
+def test_a_new_secret_signs_the_next_deliveries(app, admin_client, receiver):
+    endpoint_id = make_endpoint(app, receiver)
+    old_secret, page = receiver.secret, f"/admin/outbound-webhooks/{endpoint_id}"
+    response = admin_client.post(f"{page}/rotate-secret", data={"csrf_token": _token(admin_client, page)},
+                                 headers={"HX-Request": "true"})
+    assert (response.status_code, response.headers["HX-Redirect"]) == (204, page)
+    new_secret = endpoint_row(app, endpoint_id).secret
+    html = admin_client.get(page).get_data(as_text=True)
+    assert new_secret != old_secret and new_secret in html and "Made a new signing secret" in html
+
+    admin_client.post(f"{page}/test", data={"csrf_token": _token(admin_client, page)})
+    run_jobs(app)
+    assert not receiver.received[-1].signature_ok  # the receiver still holds the old secret
+    receiver.secret = new_secret
+    assert signing.verify(new_secret, receiver.received[-1].headers[signing.TIMESTAMP_HEADER],
+                          receiver.received[-1].body, receiver.received[-1].headers[signing.SIGNATURE_HEADER])
+    assert _audit(app)[-1] == "outbound_webhook.rotate_secret"

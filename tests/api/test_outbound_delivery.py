@@ -162,3 +162,21 @@ def test_staff_cannot_see_or_change_endpoints(app, staff_client, receiver):
     endpoint_id = make_endpoint(app, receiver)
     assert staff_client.get("/admin/outbound-webhooks/").status_code == 403
     assert staff_client.post(f"/admin/outbound-webhooks/{endpoint_id}/delete").status_code in (400, 403)
+
+
+def test_the_log_is_kept_30_days_but_waiting_deliveries_stay(app, receiver, clock):
+    endpoint_id = make_endpoint(app, receiver)
+    _send_test(app, endpoint_id)
+    _sweep(app)  # delivered
+    receiver.default = 500
+    clock.now += timedelta(days=1)
+    _send_test(app, endpoint_id)
+    _sweep(app)  # failed once, to be retried
+    with app.app_context():
+        endpoints.set_enabled(endpoint_id, False)  # held while disabled: it still waits, whatever its age
+    clock.now += timedelta(days=28, hours=23)
+    assert _sweep(app)["purged"] == 0  # the delivered one is not 30 days old yet
+    clock.now += timedelta(days=10)
+    assert _sweep(app)["purged"] == 1
+    [left] = deliveries(app)
+    assert left.status == "pending" and left.attempts == 1

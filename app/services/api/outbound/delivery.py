@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 
 from app.clock import utcnow
 from app.extensions import db
@@ -210,6 +210,23 @@ def next_retry_at() -> datetime | None:
                               .where(OutboundDelivery.status == D.PENDING, OutboundEndpoint.enabled.is_(True)))
     db.session.rollback()
     return found
+
+
+def purge_older_than(days: float, limit: int = 5000, now: datetime | None = None) -> int:
+    """Delete up to `limit` events older than `days` (oldest first) with their deliveries, unless one still waits to
+    be delivered; returns how many events went. Commits."""
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    waiting = select(OutboundDelivery.id).where(OutboundDelivery.event_id == OutboundEvent.id,
+                                                 OutboundDelivery.status == D.PENDING).exists()
+    old = (select(OutboundEvent.id).where(OutboundEvent.created_at < cutoff, OutboundEvent.fanned_out_at.is_not(None),
+                                          ~waiting).order_by(OutboundEvent.created_at).limit(limit))
+    ids = list(db.session.scalars(old))
+    if ids:
+        # Deliveries first rather than trusting ON DELETE CASCADE: SQLite enforces it only with its foreign-key pragma.
+        db.session.execute(delete(OutboundDelivery).where(OutboundDelivery.event_id.in_(ids)))
+        db.session.execute(delete(OutboundEvent).where(OutboundEvent.id.in_(ids)))
+    db.session.commit()
+    return len(ids)
 
 
 def work_left(now: datetime | None = None) -> bool:

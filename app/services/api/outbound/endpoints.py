@@ -92,6 +92,16 @@ def set_enabled(endpoint_id: int, enabled: bool) -> OutboundEndpoint:
     return endpoint
 
 
+def rotate_secret(endpoint_id: int) -> OutboundEndpoint:
+    """A new signing secret, used from the next delivery on (the receiver needs it at once). Commits."""
+    endpoint = get(endpoint_id)
+    endpoint.secret = signing.new_secret()
+    audit.record("outbound_webhook.rotate_secret", f"Made a new signing secret for webhook endpoint {endpoint.url}",
+                 target=_target(endpoint))
+    db.session.commit()
+    return endpoint
+
+
 def delete(endpoint_id: int) -> str:
     """Delete an endpoint with its delivery log; returns its URL. Commits."""
     endpoint = get(endpoint_id)
