@@ -115,3 +115,15 @@ def test_a_finished_campaign_reaches_the_endpoint_with_its_figures(app, sim, rec
     assert (finished["data"]["campaign_id"], finished["data"]["name"]) == (campaign_id, "Diwali offer")
     assert finished["data"]["status"] == "completed"
     assert (finished["data"]["figures"]["targeted"], finished["data"]["figures"]["sent"]) == (3, 3)
+
+
+def test_whatsapps_sent_status_reaches_the_endpoint_once(hooks, receiver, make_contact):
+    """Our sent_at is when we recorded the API's answer; WhatsApp's `sent` status, in whole seconds, is a moment
+    earlier and corrects it: that change is the message.sent event (a repeat of the webhook changes nothing)."""
+    campaign_id = support.make_campaign(hooks.app)
+    wamid = support.new_wamid()
+    support.make_message(hooks.app, campaign_id, make_contact("+919800000200"), "sent", wamid, sent_seconds=2)
+    make_endpoint(hooks.app, receiver, ["message.sent"])
+    hooks.deliver(statuses_body(status(wamid, "sent", 1)), statuses_body(status(wamid, "sent", 1)))
+    [sent] = _by_type(receiver)["message.sent"]
+    assert (sent["data"]["wamid"], sent["occurred_at"]) == (wamid, support.at(1).isoformat())
