@@ -30,9 +30,26 @@ SENDING_DEFAULTS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "WHATSAPP_SEND_CONCURRENCY": (16, int),
     "SEND_READ_TIMEOUT_SECONDS": (None, float),  # unset: the client's 20 s
 }
+# Read by outbound webhooks (app/services/api/outbound): name → (default, type).
+OUTBOUND_WEBHOOK_DEFAULTS: dict[str, tuple[Any, Callable[[str], Any]]] = {
+    "OUTBOUND_WEBHOOK_ALLOW_PRIVATE": (False, bool),  # the settings page's default; tests and local set-ups allow
+    "OUTBOUND_WEBHOOK_BATCH_SIZE": (200, int),  # deliveries claimed and sent per transaction
+    "OUTBOUND_WEBHOOK_CONCURRENCY": (16, int),  # requests in flight per job (threads)
+    "OUTBOUND_WEBHOOK_PARALLEL_JOBS": (2, int),  # delivery jobs that may run at once
+    "OUTBOUND_WEBHOOK_CONNECT_TIMEOUT_SECONDS": (3.0, float),
+    "OUTBOUND_WEBHOOK_READ_TIMEOUT_SECONDS": (5.0, float),
+    "OUTBOUND_WEBHOOK_MAX_RESPONSE_BYTES": (65536, int),  # read at most this much of an answer, then drop it
+    "OUTBOUND_WEBHOOK_RETRY_BASE_SECONDS": (30.0, float),  # doubled after each failure, with jitter
+    "OUTBOUND_WEBHOOK_RETRY_MAX_SECONDS": (3600.0, float),
+    "OUTBOUND_WEBHOOK_RETRY_HOURS": (24.0, float),  # then a delivery is given up (it can still be redelivered)
+    "OUTBOUND_WEBHOOK_DISABLE_AFTER_DAYS": (3.0, float),  # failing this long without a success: disabled
+    "OUTBOUND_WEBHOOK_KEEP_DAYS": (30.0, float),  # events and their delivery log, once no delivery waits
+}
 # Settings where 0 (or less) means nothing sensible: refused at start with the setting's name.
 POSITIVE = ("SEND_RATE_PER_SECOND", "SEND_MAX_ATTEMPTS", "SEND_BATCH_SIZE", "SEND_PARALLEL_BATCHES",
-            "WHATSAPP_SEND_CONCURRENCY", "SEND_READ_TIMEOUT_SECONDS", "IMPORT_MAX_ROWS")
+            "WHATSAPP_SEND_CONCURRENCY", "SEND_READ_TIMEOUT_SECONDS", "IMPORT_MAX_ROWS", "OUTBOUND_WEBHOOK_BATCH_SIZE",
+            "OUTBOUND_WEBHOOK_CONCURRENCY", "OUTBOUND_WEBHOOK_PARALLEL_JOBS", "OUTBOUND_WEBHOOK_RETRY_HOURS",
+            "OUTBOUND_WEBHOOK_KEEP_DAYS")
 
 # Read by app.whatsapp through WhatsAppSettings.from_mapping; None means not configured.
 WHATSAPP_DEFAULTS = {
@@ -138,6 +155,8 @@ class Config:
             setattr(self, name, env.number(name, default, kind))
         for name, default in WHATSAPP_DEFAULTS.items():
             setattr(self, name, env.text(name, default))
+        for name, (default, kind) in OUTBOUND_WEBHOOK_DEFAULTS.items():
+            setattr(self, name, env.flag(name, default) if kind is bool else env.number(name, default, kind))
         self._check_positive()
 
     def _cookie_settings(self, env: Environment) -> None:

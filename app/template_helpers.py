@@ -4,8 +4,8 @@ Filters: local_time (a UTC time in the shop's timezone), short_time (as a chat l
 campaign's own timezone), repeat_text (a daily or weekly schedule in words), template_reason (why Meta rejected or
 paused a template), phone (a stored number grouped for reading: pages only, never exports or form values that are
 edited and sent back).
-Globals: now_local, setting, has_endpoint, sending_stop_alerts and account_problems (the admins' banners) and
-inbox_unread (the nav badge).
+Globals: now_local, setting, has_endpoint, sending_stop_alerts, account_problems and outbound_webhook_notices (the
+admins' banners) and inbox_unread (the nav badge).
 """
 
 from datetime import UTC, datetime
@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
 from app.services.admin import account_status, settings
+from app.services.api.outbound import endpoints as outbound_endpoints
 from app.services.campaigns import page as campaign_page
 from app.services.campaigns import schedule
 from app.services.inbox import conversations
@@ -93,6 +94,15 @@ def account_problems() -> list[account_status.BannerLine]:
         return []
 
 
+def outbound_webhook_notices() -> list:
+    """For the admins' banner: webhook endpoints disabled automatically after failing for days."""
+    try:
+        return outbound_endpoints.disabled_notices()
+    except SQLAlchemyError:  # an error page while the database is away must still render
+        db.session.rollback()
+        return []
+
+
 def inbox_unread() -> int:
     """For the nav badge: one count, and only on pages that show it."""
     try:
@@ -106,4 +116,4 @@ FILTERS = {"local_time": local_time, "short_time": short_time, "in_zone": in_zon
            "template_reason": library.reason_text, "phone": phone}
 GLOBALS = {"now_local": now_local, "setting": settings.get, "has_endpoint": has_endpoint,
            "sending_stop_alerts": sending_stop_alerts, "account_problems": account_problems,
-           "inbox_unread": inbox_unread}
+           "inbox_unread": inbox_unread, "outbound_webhook_notices": outbound_webhook_notices}

@@ -24,6 +24,7 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("jobs.campaigns.sweep", cron="* * * * *", queue=DEFAULT, timeout=300),
     PeriodicJob("jobs.webhooks.sweep_webhook_events", cron="* * * * *"),  # every minute: retries, lost jobs
     PeriodicJob("jobs.templates.sync_templates", cron="23 * * * *"),  # hourly: Meta's verdicts, pauses, quality
+    PeriodicJob("jobs.outbound_webhooks.sweep_outbound_webhooks", cron="* * * * *"),  # due retries, lost jobs
 ]
 
 

@@ -13,6 +13,7 @@ from rq.job import Job
 
 from app.queues import HIGH, get_queue, redis_connection
 from app.services.webhooks import intake, processing
+from jobs.outbound_webhooks import enqueue_deliver_outbound_webhooks
 from jobs.sending import enqueue_send_direct
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ def _apply_batch(events: list[intake.ClaimedEvent]) -> list[int]:
         return _apply_one_by_one([event.id for event in events])
     if any(report.queued for report in reports):
         enqueue_send_direct()
+    enqueue_deliver_outbound_webhooks()  # only if this batch emitted outbound events
     return []
 
 

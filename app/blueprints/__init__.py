@@ -18,6 +18,7 @@ from app.blueprints import (
     imports,
     inbox,
     message_log,
+    outbound_webhooks,
     system,
     templates,
     webhooks,
@@ -40,4 +41,5 @@ BLUEPRINTS = [
     message_log.bp,
     inbox.bp,
     auto_replies.bp,
+    outbound_webhooks.bp,
 ]

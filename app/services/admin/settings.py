@@ -83,6 +83,12 @@ def _days(value: str) -> int:
     return int(value)
 
 
+def _private_addresses(value: str) -> str:
+    if value not in ("refuse", "allow"):
+        raise ValueError("Choose refuse or allow.")
+    return value
+
+
 def _prices(value: str) -> dict[str, float]:
     prices = {}
     for line in value.splitlines():
@@ -119,6 +125,10 @@ SPECS = [
     Spec("retention_webhook_events_days", "Keep raw webhook events (days)", "number", lambda: 30, _days,
          "Processed webhook bodies from Meta; the statuses and replies they carried stay with the messages."),
     Spec("retention_import_files_days", "Keep uploaded import files (days)", "number", lambda: 30, _days),
+    Spec("outbound_private_addresses", "Webhook endpoints on private addresses", "choice",
+         lambda: "allow" if current_app.config["OUTBOUND_WEBHOOK_ALLOW_PRIVATE"] else "refuse", _private_addresses,
+         "Allow only for receivers inside your own network: an endpoint there can reach internal services.",
+         ("refuse", "allow")),
     Spec("retention_audit_days", "Keep audit log entries (days)", "number", lambda: 365, _days),
 ]
 SPECS_BY_KEY = {spec.key: spec for spec in SPECS}

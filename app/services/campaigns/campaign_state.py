@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.clock import utcnow
 from app.models import Campaign, CampaignStatus
+from app.services.api.outbound import events as outbound_events
 from app.services.errors import ServiceError
 
 C = CampaignStatus
@@ -36,3 +37,5 @@ def transition(campaign: Campaign, new: str, reason: str | None = None) -> None:
         campaign.finished_at = now
     campaign.pause_reason = reason if new in (C.PAUSED, C.FAILED) else None
     campaign.status = new
+    if new in (C.COMPLETED, C.CANCELLED, C.FAILED):
+        outbound_events.campaign_finished(campaign, now)  # the outbox, if anyone listens

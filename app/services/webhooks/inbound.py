@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.models import Contact, Message, MessageSource, MessageStatus
+from app.services.api.outbound import events as outbound_events
 from app.services.contacts import phones
 from app.services.sending import message_state
 from app.whatsapp.events import InboundMessage
@@ -60,6 +61,7 @@ def store_messages(messages: Iterable[InboundMessage], totals: message_state.Tot
         counts["replies attributed"] += _attribute_reply(message, totals, now)
         counts["edits and deletions applied"] += _apply_changes(message.original_id or message.wamid)
         stored.append(StoredMessage(message_id, message, contact))
+    outbound_events.messages_received(stored, now)  # the outbox, if anyone listens
     return stored
 
 

@@ -14,8 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.clock import utcnow
 from app.models import Contact, MessageSource, OptOutSource
 from app.services.admin import settings
+from app.services.api.outbound import events as outbound_events
 from app.services.sending import direct
 from app.services.webhooks.inbound import AUTOMATIC_TYPES, StoredMessage, contact_for
 from app.whatsapp.events import InboundMessage, UserPreferenceEvent
@@ -115,7 +117,10 @@ def record_preference(contact: Contact, value: str, at: datetime, counts: Counte
 
 def opt_out(contact: Contact, source: OptOutSource, at: datetime) -> bool:
     """Opt the contact out unless they already are (the first opt-out's time and source are kept)."""
-    return contact.record_opt_out(source, at)
+    changed = contact.record_opt_out(source, at)
+    if changed:
+        outbound_events.contact_opted(contact, True, source, at, utcnow())  # the outbox, if anyone listens
+    return changed
 
 
 def opt_in(contact: Contact, at: datetime) -> bool:
@@ -123,6 +128,7 @@ def opt_in(contact: Contact, at: datetime) -> bool:
     if contact.opted_out_at is None or contact.opt_out_source not in CUSTOMER_SOURCES or at < contact.opted_out_at:
         return False
     contact.opted_out_at, contact.opt_out_source = None, None
+    outbound_events.contact_opted(contact, False, None, at, utcnow())  # the outbox, if anyone listens
     return True
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Contact, Message, MessageStatus, OptOutSource
+from app.services.api.outbound import events as outbound_events
 from app.services.sending import message_state
 from app.whatsapp import callback
 from app.whatsapp.errors import ErrorAction, classify
@@ -75,6 +76,7 @@ def apply_statuses(statuses: Sequence[StatusEvent], totals: message_state.Totals
         else:
             result.verdicts.append(APPLIED if _apply(target, status, totals, now, result) else UNCHANGED)
     _write([target for target in targets.values() if _written(target) != before[target.id]], now)
+    outbound_events.message_statuses(statuses, result.verdicts, targets, now)  # the outbox, if anyone listens
     return result
 
 
