@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate; imported here so Alembic sees them all."""
 
+from app.models.api_key import ApiIdempotencyKey, ApiKey
 from app.models.audit import AuditEntry, Setting
 from app.models.campaign import (
     Campaign,
@@ -19,6 +20,7 @@ from app.models.inbox import AutoReplyFiring, AutoReplyRule, Conversation
 from app.models.user import Role, User
 
 __all__ = [
+    "ApiIdempotencyKey", "ApiKey",
     "AuditEntry", "AutoReplyFiring", "AutoReplyRule", "Campaign", "CampaignStatus", "Contact", "ContactImport",
     "ContactImportProblem", "Conversation", "HourlyMessageStats", "Message", "MessageSource", "MessageStatus",
     "MessageTemplate", "OptOutSource", "Role", "SendRun", "Setting", "Tag", "TemplateStatus", "User", "WebhookEvent",
