@@ -52,11 +52,11 @@ def send(caller: Caller, data: MessageIn, idempotency_key: str | None) -> tuple[
         replayed = _replay(caller.id, idempotency_key, request_hash) if idempotency_key else None
         if replayed is not None:
             return replayed, True
-        message = _queue(caller, data)
-        if idempotency_key:
-            db.session.add(ApiIdempotencyKey(api_key_id=caller.id, key=idempotency_key, request_hash=request_hash,
-                                             message_id=message.id))
         try:
+            message = _queue(caller, data)
+            if idempotency_key:
+                db.session.add(ApiIdempotencyKey(api_key_id=caller.id, key=idempotency_key,
+                                                 request_hash=request_hash, message_id=message.id))
             db.session.commit()
             return message, False
         except IntegrityError:
