@@ -33,6 +33,8 @@ spec = SpecTree(
                 "Authenticate with `Authorization: Bearer <key>`; an admin creates keys under Admin → API keys.",
     security_schemes=[SecurityScheme(name="bearer", data=SecuritySchemeData(type="http", scheme="bearer"))],
     security={"bearer": []}, validation_error_status=422, validation_error_model=ProblemOut,
+    # Plain class names (they are unique in app.services.api.schemas) instead of SpecTree's name.hash default.
+    naming_strategy=lambda model: model.__name__, nested_naming_strategy=lambda _parent, child: child,
 )
 # Every authenticated route can answer these; each route adds its own.
 COMMON_PROBLEMS = (401, 403, 429)

@@ -3,6 +3,7 @@ the campaigns services (drafts, audience, schedule, lifecycle), so every rule th
 
 from __future__ import annotations
 
+from app.extensions import db
 from app.models import Campaign, MessageTemplate
 from app.services.api import problems
 from app.services.api.problems import field_error
@@ -12,7 +13,7 @@ from app.services.campaigns.audience import AudienceChoice
 from app.services.campaigns.drafts import CampaignDraft, ComposerErrors, VariableChoice
 from app.services.campaigns.schedule import ScheduleChoice
 from app.services.errors import ServiceError
-from app.services.templates import library
+from app.services.templates import library, rendering
 
 # The composer's names for fields the API spells differently.
 FIELD_NAMES = {"template": "template_id", "quiet_hours": "quiet_hours_start", "timezone": "schedule.timezone",
@@ -30,12 +31,27 @@ def get_campaign(campaign_id: int) -> Campaign:
 
 
 def create(data: CampaignIn, user_id: int | None) -> Campaign:
-    """A draft from the API's fields; every problem is reported under the API's field name. Commits."""
+    """A draft from the API's fields; every problem is reported under the API's field name. As in the composer, a
+    draft may leave variables unfilled: launching it is refused (409) until they are. Commits."""
+    _check_variable_keys(data)
     try:
         return drafts.save_draft(None, draft_from(data), user_id)
     except ComposerErrors as error:
         raise problems.invalid([field_error(FIELD_NAMES.get(name, name), message)
                                 for name, message in error.errors.items()]) from error
+
+
+def _check_variable_keys(data: CampaignIn) -> None:
+    """The composer only offers the template's variables; the API refuses keys the template does not have."""
+    template = db.session.get(MessageTemplate, data.template_id)
+    if template is None:
+        return  # the composer's own check names template_id
+    keys = {variable.key for variable in rendering.template_variables(template)}
+    known = ", ".join(sorted(keys)) or "none"
+    unknown = [field_error(f"variables.{key}", f"This template has no such variable; it has: {known}.")
+               for key in data.variables if key not in keys]
+    if unknown:
+        raise problems.invalid(unknown)
 
 
 def draft_from(data: CampaignIn) -> CampaignDraft:
