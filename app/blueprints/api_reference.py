@@ -32,9 +32,9 @@ def _groups(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
-def type_text(schema: dict[str, Any] | None) -> str:
+def type_text(schema: dict[str, Any] | bool | None) -> str:
     """A schema as a short type name: `ContactOut`, `array of string`, `string or null`."""
-    if not schema:
+    if not isinstance(schema, dict) or not schema:  # JSON Schema's `true`: anything
         return "any"
     if "$ref" in schema:
         return schema["$ref"].rsplit("/", 1)[-1]
