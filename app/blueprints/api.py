@@ -56,7 +56,7 @@ def api_blueprint(name: str, import_name: str) -> Blueprint:
 
 
 def endpoint(scope: str | None, responses: dict[int, Any], body: type[BaseModel] | None = None,
-             query: type[BaseModel] | None = None, tag: str = "") -> Callable:
+             query: type[BaseModel] | None = None, headers: type[BaseModel] | None = None, tag: str = "") -> Callable:
     """Document the route (request and response shapes) and say which scope it needs ("": any key; None: no key)."""
     codes = {f"HTTP_{code}": model for code, model in responses.items()}
     for code in ((*COMMON_PROBLEMS, 422) if scope is not None else ()) + ((422, 415, 413) if body else ()):
@@ -64,8 +64,9 @@ def endpoint(scope: str | None, responses: dict[int, Any], body: type[BaseModel]
 
     def decorate(view: Callable) -> Callable:
         view.api_scope = scope  # read by `authenticate`; copied onto SpecTree's wrapper by functools.wraps
-        return spec.validate(json=body, query=query, resp=Response(**codes), tags=(tag,) if tag else (),
-                             security=None if scope is not None else {}, skip_validation=True)(view)
+        return spec.validate(json=body, query=query, headers=headers, resp=Response(**codes),
+                             tags=(tag,) if tag else (), security=None if scope is not None else {},
+                             skip_validation=True)(view)
 
     return decorate
 

@@ -7,14 +7,15 @@ from flask import request, url_for
 from app.blueprints.api import api_blueprint, body, caller, endpoint, respond
 from app.services.api import campaigns, messages
 from app.services.api.render import message_out, template_out
-from app.services.api.schemas import MessageIn, MessageOut, ProblemOut, TemplateList
+from app.services.api.schemas import MessageHeaders, MessageIn, MessageOut, ProblemOut, TemplateList
 from jobs.sending import enqueue_send_direct
 
 bp = api_blueprint("api_messages", __name__)
 
 
 @bp.post("/messages")
-@endpoint("messages:write", {201: MessageOut, 200: MessageOut, 409: ProblemOut}, body=MessageIn, tag="Messages")
+@endpoint("messages:write", {201: MessageOut, 200: MessageOut, 409: ProblemOut}, body=MessageIn,
+          headers=MessageHeaders, tag="Messages")
 def send_message():
     """Send an approved template (with its variables), or text inside the 24-hour window, to one number.
 

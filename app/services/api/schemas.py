@@ -113,6 +113,13 @@ class MessageIn(Request):
         return self
 
 
+class MessageHeaders(BaseModel):
+    """Headers POST /messages reads (documentation only: other headers are allowed)."""
+
+    idempotency_key: str | None = Field(None, alias="Idempotency-Key", max_length=255,
+                                        description="Any unique text; a retry with the same key never sends twice.")
+
+
 class StatusStep(BaseModel):
     status: str
     at: datetime
