@@ -22,13 +22,13 @@ def send_message():
     Send an `Idempotency-Key` header (any unique text) so a retried request never sends twice: a retry answers 200
     with the first request's message and `Idempotent-Replayed: true`."""
     idempotency_key = messages.check_idempotency_key(request.headers.get("Idempotency-Key"))
-    message, replayed = messages.send(caller(), body(MessageIn), idempotency_key)
+    answer, replayed = messages.send(caller(), body(MessageIn), idempotency_key)
     if not replayed:
         enqueue_send_direct()
-    headers = {"Location": url_for(".get_message", message_id=message.id)}
+    headers = {"Location": url_for(".get_message", message_id=answer.id)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return respond(message_out(message), 200 if replayed else 201, headers)
+    return respond(answer, 200 if replayed else 201, headers)
 
 
 @bp.get("/messages/<int:message_id>")

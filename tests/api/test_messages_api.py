@@ -33,6 +33,8 @@ def test_a_template_send_is_queued_on_the_send_path(app, api):
     [message] = _messages(app)
     assert message.source == "api" and message.run_id is None and message.parameters["template"] == "order_update"
     assert app.extensions["redis"].keys("rq:job:*")  # the direct lane was queued
+    with app.app_context():  # like a campaign's, an API send leaves the inbox alone
+        assert db.session.scalars(select(Conversation)).all() == []
 
 
 def test_template_problems_name_the_field(app, api):

@@ -1,6 +1,8 @@
 """Messages through the API: an approved template with its variables, or text inside the 24-hour window, to one
-number. Queued through the one send path (app.services.sending.direct, with the inbox's rendering), so the shared
-rate limit, opt-out check and retries apply; the caller queues the direct lane after the commit.
+number. Queued through the one send path (app.services.sending.direct), so the shared rate limit, opt-out check and
+retries apply; the caller queues the direct lane after the commit. Like a campaign's messages (and unlike a staff
+reply) an API send does not open or move an inbox conversation: a shop's order updates would bury the customers
+who wrote. It shows in the message log, and in the contact's thread when there is one.
 
 `Idempotency-Key`: the message and the (key, idempotency key) row commit together under a unique constraint, so of
 concurrent retries exactly one commits; the others roll back and answer with that one's message.
@@ -17,21 +19,30 @@ from sqlalchemy.exc import IntegrityError
 
 from app.clock import utcnow
 from app.extensions import db
-from app.models import ApiIdempotencyKey, Contact, Conversation, Message, MessageSource, MessageTemplate, TemplateStatus
+from app.models import (
+    ApiIdempotencyKey,
+    Campaign,
+    Contact,
+    Conversation,
+    Message,
+    MessageSource,
+    MessageTemplate,
+    TemplateStatus,
+)
 from app.services.api import contacts as api_contacts
-from app.services.api import problems
+from app.services.api import problems, render
 from app.services.api.keys import Caller
 from app.services.api.problems import Problem, field_error
-from app.services.api.schemas import MessageIn
+from app.services.api.schemas import MessageIn, MessageOut
 from app.services.contacts import phones
 from app.services.errors import NotFound
 from app.services.inbox import conversations, replies
+from app.services.sending import direct
+from app.services.sending.sender import TemplateRef
 from app.services.templates import rendering
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, as a header carries it
 OPTED_OUT = "This customer opted out of messages; they can opt back in by writing START."
-HISTORY = (("pending", "created_at"), ("sent", "sent_at"), ("delivered", "delivered_at"), ("read", "read_at"),
-           ("failed", "failed_at"), ("replied", "replied_at"))
 
 
 def fingerprint(data: MessageIn) -> str:
@@ -45,20 +56,23 @@ def check_idempotency_key(value: str | None) -> str | None:
     return value
 
 
-def send(caller: Caller, data: MessageIn, idempotency_key: str | None) -> tuple[Message, bool]:
-    """Queue the message; (message, replayed). A retry with the same idempotency key returns the first. Commits."""
+def send(caller: Caller, data: MessageIn, idempotency_key: str | None) -> tuple[MessageOut, bool]:
+    """Queue the message; (message, replayed). A retry with the same idempotency key returns the first. Commits.
+
+    The answer is read before the commit, which would otherwise expire the row and cost another query."""
     request_hash = fingerprint(data)
     for attempt in range(2):
         replayed = _replay(caller.id, idempotency_key, request_hash) if idempotency_key else None
         if replayed is not None:
-            return replayed, True
+            return render.message_out(replayed), True
         try:
             message = _queue(caller, data)
             if idempotency_key:
                 db.session.add(ApiIdempotencyKey(api_key_id=caller.id, key=idempotency_key,
                                                  request_hash=request_hash, message_id=message.id))
+            answer = render.message_out(message)
             db.session.commit()
-            return message, False
+            return answer, False
         except IntegrityError:
             # A concurrent retry committed first (the idempotency key), or created this new contact first.
             db.session.rollback()
@@ -85,11 +99,14 @@ def _queue(caller: Caller, data: MessageIn) -> Message:
     if data.text is not None:
         if not conversations.window_for(_last_inbound_at(contact.id), now).open:
             raise problems.invalid([field_error("text", replies.CLOSED_WINDOW)], replies.CLOSED_WINDOW)
-        return replies.queue_text(contact, data.text, MessageSource.API, now, api_key_id=caller.id)
+        return direct.queue_text(contact.id, data.text, MessageSource.API, now, api_key_id=caller.id)
     template = _approved_template(data.template.name, data.template.language)
     _check_variables(template, data.variables)
     mapping = {key: {"source": "literal", "value": value} for key, value in data.variables.items()}
-    return replies.queue_template(contact, template, mapping, MessageSource.API, now, api_key_id=caller.id)
+    rendered = rendering.render(Campaign(template=template, variables=mapping), contact)
+    return direct.queue_template(contact.id, TemplateRef(template.name, template.language), rendered.components,
+                                 rendered.preview, MessageSource.API, now, template_id=template.id,
+                                 api_key_id=caller.id)
 
 
 def _contact(raw_phone: str) -> Contact:
@@ -140,10 +157,3 @@ def get_message(message_id: int) -> Message:
         raise NotFound("That message does not exist.")
     return message
 
-
-def history(message: Message) -> list[tuple[str, object]]:
-    """Each status the message reached, from its timestamps, oldest first."""
-    steps = [(status, getattr(message, column)) for status, column in HISTORY if getattr(message, column)]
-    if message.status in ("cancelled", "skipped"):
-        steps.append((message.status, message.updated_at))
-    return sorted(steps, key=lambda step: step[1])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from app.models import Campaign, Contact, Message, MessageTemplate
-from app.services.api import messages
 from app.services.api.schemas import (
     CampaignOut,
     ContactOut,
@@ -15,6 +14,8 @@ from app.services.api.schemas import (
 )
 from app.services.templates import rendering
 
+HISTORY = (("pending", "created_at"), ("sent", "sent_at"), ("delivered", "delivered_at"), ("read", "read_at"),
+           ("failed", "failed_at"), ("replied", "replied_at"))
 COUNTERS = ("targeted", "skipped", "sent", "delivered", "read", "failed", "replied")
 
 
@@ -33,7 +34,15 @@ def message_out(message: Message) -> MessageOut:
                       type=message.message_type, status=message.status, body=message.body,
                       template=(message.parameters or {}).get("template"), source=message.source,
                       created_at=message.created_at, error=error, skip_reason=message.skip_reason,
-                      history=[StatusStep(status=status, at=at) for status, at in messages.history(message)])
+                      history=[StatusStep(status=status, at=at) for status, at in history(message)])
+
+
+def history(message: Message) -> list[tuple[str, object]]:
+    """Each status the message reached, from its timestamps, oldest first."""
+    steps = [(status, getattr(message, column)) for status, column in HISTORY if getattr(message, column)]
+    if message.status in ("cancelled", "skipped"):
+        steps.append((message.status, message.updated_at))
+    return sorted(steps, key=lambda step: step[1])
 
 
 def template_out(template: MessageTemplate) -> TemplateOut:
