@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload
 
 from app.clock import utcnow
 from app.extensions import db
@@ -99,7 +101,14 @@ def _queue(caller: Caller, data: MessageIn) -> Message:
     if data.text is not None:
         if not conversations.window_for(_last_inbound_at(contact.id), now).open:
             raise problems.invalid([field_error("text", replies.CLOSED_WINDOW)], replies.CLOSED_WINDOW)
-        return direct.queue_text(contact.id, data.text, MessageSource.API, now, api_key_id=caller.id)
+        message = direct.queue_text(contact.id, data.text, MessageSource.API, now, api_key_id=caller.id)
+    else:
+        message = _queue_template(caller, data, contact, now)
+    message.contact = contact  # already loaded: the answer needs its phone, without loading it again
+    return message
+
+
+def _queue_template(caller: Caller, data: MessageIn, contact: Contact, now: datetime) -> Message:
     template = _approved_template(data.template.name, data.template.language)
     _check_variables(template, data.variables)
     mapping = {key: {"source": "literal", "value": value} for key, value in data.variables.items()}
@@ -112,7 +121,8 @@ def _queue(caller: Caller, data: MessageIn) -> Message:
 def _contact(raw_phone: str) -> Contact:
     """The number's contact, created when new; refused when deleted or opted out."""
     phone = api_contacts.parse_phone(raw_phone, "to")
-    contact = db.session.scalar(select(Contact).where(Contact.phone == phone))
+    # Tags are not needed to send; their selectin load would be one more query per request.
+    contact = db.session.scalar(select(Contact).where(Contact.phone == phone).options(lazyload(Contact.tags)))
     if contact is None:
         contact = Contact(phone=phone, wa_id=phones.wa_id(phone), timezone=phones.time_zone(phone), attributes={})
         db.session.add(contact)
