@@ -49,7 +49,7 @@ OUTBOUND_WEBHOOK_DEFAULTS: dict[str, tuple[Any, Callable[[str], Any]]] = {
 POSITIVE = ("SEND_RATE_PER_SECOND", "SEND_MAX_ATTEMPTS", "SEND_BATCH_SIZE", "SEND_PARALLEL_BATCHES",
             "WHATSAPP_SEND_CONCURRENCY", "SEND_READ_TIMEOUT_SECONDS", "IMPORT_MAX_ROWS", "OUTBOUND_WEBHOOK_BATCH_SIZE",
             "OUTBOUND_WEBHOOK_CONCURRENCY", "OUTBOUND_WEBHOOK_PARALLEL_JOBS", "OUTBOUND_WEBHOOK_RETRY_HOURS",
-            "OUTBOUND_WEBHOOK_KEEP_DAYS")
+            "OUTBOUND_WEBHOOK_KEEP_DAYS", "API_RATE_PER_SECOND", "API_RATE_BURST", "API_BULK_MAX_CONTACTS")
 
 # Read by app.whatsapp through WhatsAppSettings.from_mapping; None means not configured.
 WHATSAPP_DEFAULTS = {
@@ -149,6 +149,11 @@ class Config:
         # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are believed; 0: none, the headers are
         # ignored (a visitor could otherwise make up an address and dodge the per-IP sign-in lockout).
         self.TRUSTED_PROXY_HOPS = env.number("TRUSTED_PROXY_HOPS", 0)
+        # The REST API: requests per second per key (GCRA in Redis), the burst a quiet key may send at once, and the
+        # most contacts one bulk upsert may carry (more is answered 413).
+        self.API_RATE_PER_SECOND = env.number("API_RATE_PER_SECOND", 10.0, float)
+        self.API_RATE_BURST = env.number("API_RATE_BURST", 20)
+        self.API_BULK_MAX_CONTACTS = env.number("API_BULK_MAX_CONTACTS", 10_000)
         self.DEFAULT_REGION = env.text("DEFAULT_REGION", "IN")
         self.TIMEZONE = env.text("TIMEZONE", "Asia/Kolkata")
         for name, (default, kind) in SENDING_DEFAULTS.items():

@@ -47,6 +47,11 @@ def not_found(error: NotFound):
 def http_error(error: HTTPException):
     if error.code is None or error.code < 400:
         return error
+    if request.path.startswith("/api/"):
+        # A URL no API route matches belongs to no blueprint, so the API's own handlers never see it.
+        from app.blueprints.api import http_problem
+
+        return http_problem(error)
     detail = None
     if error.code == 413:
         limit_mb = (request.max_content_length or 0) // (1024 * 1024)

@@ -433,3 +433,10 @@ def phones():
     from app.services.contacts import phones as module
 
     return module
+
+
+def create_api_key(name: str, scopes: list[str]) -> str:
+    """A new API key's full secret (app.services.api.keys), in an app context."""
+    from app.services.api import keys
+
+    return keys.create_key(name, scopes, None)[1]

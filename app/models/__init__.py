@@ -1,6 +1,7 @@
 """SQLAlchemy models, one module per aggregate; imported here so Alembic sees them all."""
 
 from app.models.account import AccountBlock, AccountProblem
+from app.models.api_key import ApiIdempotencyKey, ApiKey
 from app.models.audit import AuditEntry, Setting
 from app.models.campaign import (
     Campaign,
@@ -21,9 +22,9 @@ from app.models.outbound_webhook import DeliveryStatus, OutboundDelivery, Outbou
 from app.models.user import Role, User
 
 __all__ = [
-    "AccountBlock", "AccountProblem", "AuditEntry", "AutoReplyFiring", "AutoReplyRule", "Campaign", "CampaignStatus",
-    "Contact", "ContactImport", "ContactImportProblem", "Conversation", "DeliveryStatus", "HourlyMessageStats",
-    "Message", "MessageSource", "MessageStatus", "MessageTemplate", "OptOutSource", "OutboundDelivery",
-    "OutboundEndpoint", "OutboundEvent", "Role", "SendRun", "Setting", "Tag", "TemplateStatus", "User",
-    "WebhookEvent", "contact_tags",
+    "AccountBlock", "AccountProblem", "ApiIdempotencyKey", "ApiKey", "AuditEntry", "AutoReplyFiring", "AutoReplyRule",
+    "Campaign", "CampaignStatus", "Contact", "ContactImport", "ContactImportProblem", "Conversation", "DeliveryStatus",
+    "HourlyMessageStats", "Message", "MessageSource", "MessageStatus", "MessageTemplate", "OptOutSource",
+    "OutboundDelivery", "OutboundEndpoint", "OutboundEvent", "Role", "SendRun", "Setting", "Tag", "TemplateStatus",
+    "User", "WebhookEvent", "contact_tags",
 ]

@@ -128,6 +128,7 @@ class MessageSource:
     AUTO_REPLY = "auto_reply"  # a keyword auto-reply rule
     OPT_OUT_CONFIRMATION = "opt_out_confirmation"
     INBOUND = "inbound"  # the customer's own message (direction "in")
+    API = "api"  # a business's own system, through POST /api/v1/messages
 
 
 class SendRun(db.Model):

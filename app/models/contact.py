@@ -25,6 +25,7 @@ class OptOutSource(StrEnum):
     USER_PREFERENCES = "user_preferences"  # WhatsApp's own marketing-preferences control
     STAFF = "staff"
     IMPORT = "import"
+    API = "api"  # a business's own system, through the REST API
 
 
 contact_tags = Table(

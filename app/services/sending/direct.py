@@ -35,6 +35,7 @@ DELETED = "The contact was deleted before it was sent."
 SEND_ONLY_IF = {
     M.OPT_OUT_CONFIRMATION: (lambda contact: contact.opted_out_at is not None,
                              "The customer opted back in before it was sent."),
+    M.API: (lambda contact: contact.opted_out_at is None, "The customer opted out before it was sent."),
 }
 
 

@@ -1,0 +1,62 @@
+"""Rows into the API's response shapes."""
+
+from __future__ import annotations
+
+from app.models import Campaign, Contact, Message, MessageTemplate
+from app.services.api.schemas import (
+    CampaignOut,
+    ContactOut,
+    MessageError,
+    MessageOut,
+    StatusStep,
+    TemplateOut,
+    TemplateVariableOut,
+)
+from app.services.templates import rendering
+
+HISTORY = (("pending", "created_at"), ("sent", "sent_at"), ("delivered", "delivered_at"), ("read", "read_at"),
+           ("failed", "failed_at"), ("replied", "replied_at"))
+COUNTERS = ("targeted", "skipped", "sent", "delivered", "read", "failed", "replied")
+
+
+def contact_out(contact: Contact) -> ContactOut:
+    return ContactOut(id=contact.id, phone=contact.phone, name=contact.name, attributes=contact.attributes or {},
+                      tags=[tag.name for tag in contact.tags], opted_out=contact.opted_out,
+                      opted_out_at=contact.opted_out_at, opt_out_source=contact.opt_out_source,
+                      created_at=contact.created_at, updated_at=contact.updated_at, deleted_at=contact.deleted_at)
+
+
+def message_out(message: Message) -> MessageOut:
+    error = None
+    if message.error_code is not None or message.error_title:
+        error = MessageError(code=message.error_code, title=message.error_title, detail=message.error_detail)
+    return MessageOut(id=message.id, contact_id=message.contact_id, to=message.contact.phone,
+                      type=message.message_type, status=message.status, body=message.body,
+                      template=(message.parameters or {}).get("template"), source=message.source,
+                      created_at=message.created_at, error=error, skip_reason=message.skip_reason,
+                      history=[StatusStep(status=status, at=at) for status, at in history(message)])
+
+
+def history(message: Message) -> list[tuple[str, object]]:
+    """Each status the message reached, from its timestamps, oldest first."""
+    steps = [(status, getattr(message, column)) for status, column in HISTORY if getattr(message, column)]
+    if message.status in ("cancelled", "skipped"):
+        steps.append((message.status, message.updated_at))
+    return sorted(steps, key=lambda step: step[1])
+
+
+def template_out(template: MessageTemplate) -> TemplateOut:
+    variables = [TemplateVariableOut(key=v.key, label=v.label, kind=v.kind)
+                 for v in rendering.template_variables(template)]
+    return TemplateOut(id=template.id, name=template.name, language=template.language, category=template.category,
+                       status=template.status, status_reason=template.status_reason, variables=variables)
+
+
+def campaign_out(campaign: Campaign) -> CampaignOut:
+    return CampaignOut(
+        id=campaign.id, name=campaign.name, status=campaign.status, template_id=campaign.template_id,
+        template_name=campaign.template.name if campaign.template else None, audience=campaign.audience or {},
+        variables=campaign.variables or {}, schedule_kind=campaign.schedule_kind, scheduled_at=campaign.scheduled_at,
+        cron=campaign.cron, timezone=campaign.timezone, pause_reason=campaign.pause_reason,
+        created_at=campaign.created_at, started_at=campaign.started_at, finished_at=campaign.finished_at,
+        counters={name: getattr(campaign, name) for name in COUNTERS})
