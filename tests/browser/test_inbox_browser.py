@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from app.models import Role
 from app.whatsapp.sim_config import SimulatorConfig, WebhookBehaviour
@@ -155,6 +156,7 @@ def test_rarer_messages_read_as_a_person_would_say_them(app, live_server, page, 
     box = time.bounding_box()
     assert box["x"] + box["width"] <= row["x"] + row["width"]  # the whole time shows
     stop = page.locator(".chat-in .chat-bubble", has_text="STOP").last
+    expect(stop.locator(".chat-meta")).to_be_visible()  # the thread's poll may be mid-swap
     bubble, meta = stop.bounding_box(), stop.locator(".chat-meta").bounding_box()
     assert meta["x"] >= bubble["x"] and meta["x"] + meta["width"] <= bubble["x"] + bubble["width"] + 0.5
     page.locator("#thread .inbox-thread").evaluate("el => el.scrollTop = -el.scrollHeight / 2")
