@@ -3,16 +3,18 @@
 Filters: local_time (a UTC time in the shop's timezone), short_time (as a chat list shows it), in_zone (in a
 campaign's own timezone), repeat_text (a daily or weekly schedule in words), template_reason (why Meta rejected or
 paused a template), phone (a stored number grouped for reading: pages only, never exports or form values that are
-edited and sent back).
+edited and sent back), inline_code (`names` in API descriptions as code).
 Globals: now_local, setting, has_endpoint, sending_stop_alerts, account_problems and outbound_webhook_notices (the
 admins' banners) and inbox_unread (the nav badge).
 """
 
+import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 from flask import Flask, current_app
+from markupsafe import Markup, escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
@@ -53,6 +55,14 @@ def short_time(value: datetime | None, now: datetime | None = None) -> str:
 def in_zone(value: datetime | None, zone: str | None, fmt: str = "%d %b %Y, %H:%M") -> str:
     """A UTC time as a campaign schedules it: in the campaign's own timezone, which may not be the shop's."""
     return value.astimezone(ZoneInfo(zone or "UTC")).strftime(fmt) if value else "—"
+
+
+_BACKTICKED = re.compile(r"`([^`]+)`")
+
+
+def inline_code(text: str | None) -> Markup:
+    """Descriptions written for the OpenAPI document mark names with `backticks`: shown as code, the rest escaped."""
+    return Markup(_BACKTICKED.sub(r"<code>\1</code>", str(escape(text or ""))))
 
 
 def phone(value: str | None) -> str:
@@ -113,7 +123,8 @@ def inbox_unread() -> int:
 
 
 FILTERS = {"local_time": local_time, "short_time": short_time, "in_zone": in_zone, "repeat_text": schedule.describe,
-           "template_reason": library.reason_text, "phone": phone}
+           "template_reason": library.reason_text, "phone": phone,
+           "inline_code": inline_code}
 GLOBALS = {"now_local": now_local, "setting": settings.get, "has_endpoint": has_endpoint,
            "sending_stop_alerts": sending_stop_alerts, "account_problems": account_problems,
            "inbox_unread": inbox_unread, "outbound_webhook_notices": outbound_webhook_notices}

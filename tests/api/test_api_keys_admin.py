@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import ApiKey, AuditEntry
+from app.template_helpers import inline_code
 from tests.conftest import csrf_token_from
 
 
@@ -67,6 +68,12 @@ def test_the_reference_page_lists_every_endpoint_for_anyone_signed_in(client, st
                  "POST /api/v1/campaigns/{campaign_id}/launch", "problem+json"):
         assert text in html
     assert "/admin/api-keys" not in html  # the link to manage keys is for admins only
+    assert "<code>next_cursor</code>" in html and "`" not in html  # names in descriptions read as code
+
+
+def test_backticked_names_become_code_and_everything_else_stays_escaped():
+    assert str(inline_code("pass `cursor` <b>back</b>")) == "pass <code>cursor</code> &lt;b&gt;back&lt;/b&gt;"
+    assert str(inline_code("`<script>`")) == "<code>&lt;script&gt;</code>" and str(inline_code(None)) == ""
 
 
 def test_the_reference_page_needs_sign_in(app):
