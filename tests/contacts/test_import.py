@@ -1,7 +1,6 @@
 """Importing contacts end to end: upload, map, run the job, and what the person sees and gets."""
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -10,28 +9,7 @@ from app.extensions import db
 from app.models import AuditEntry, Contact, ContactImport, OptOutSource, Role, Setting, Tag
 from jobs.imports import enqueue_import, import_contacts
 from tests.conftest import run_jobs
-from tests.factories.imports import ImportPages, make_csv, make_xlsx
-
-
-@pytest.fixture(autouse=True)
-def instance_dir(app, tmp_path) -> Path:
-    app.config["INSTANCE_DIR"] = str(tmp_path / "instance")
-    return tmp_path / "instance"
-
-
-@pytest.fixture
-def pages(staff_client, app) -> ImportPages:
-    return ImportPages(staff_client, app)
-
-
-def contacts(app) -> dict[str, Contact]:
-    with app.app_context():
-        return {contact.phone: contact for contact in db.session.scalars(select(Contact))}
-
-
-def import_row(app, import_id: int) -> ContactImport:
-    with app.app_context():
-        return db.session.get(ContactImport, import_id)
+from tests.factories.imports import ImportPages, contacts_by_phone, import_record, make_csv, make_xlsx
 
 
 def add_contact(app, phone: str, **values) -> None:
@@ -55,10 +33,10 @@ MIXED_ROWS = [
 def test_good_and_bad_rows_import_the_good_and_report_the_bad(app, pages, tmp_path):
     import_id = pages.run(make_xlsx(tmp_path / "customers.xlsx", MIXED_ROWS), tags="Diwali 2025")
 
-    record = import_row(app, import_id)
+    record = import_record(app, import_id)
     assert record.status == "completed"
     assert (record.processed_rows, record.created_count, record.duplicate_count, record.invalid_count) == (6, 4, 1, 2)
-    saved = contacts(app)
+    saved = contacts_by_phone(app)
     assert set(saved) == {"+919876543210", "+919812345678", "+919765432109", "+919654321098"}
     ravi = saved["+919876543210"]
     assert (ravi.name, ravi.wa_id, ravi.attributes) == ("Ravi Kumar", "919876543210", {"City": "Pune"})
@@ -80,7 +58,7 @@ def test_reimport_never_resubscribes_an_opted_out_contact(app, pages, tmp_path):
     add_contact(app, "+919876543210", name="Old", opted_out_at=opted_out_at, opt_out_source=OptOutSource.KEYWORD)
     pages.run(make_csv(tmp_path / "again.csv", [["Name", "Phone"], ["New name", "9876543210"]]))
 
-    contact = contacts(app)["+919876543210"]
+    contact = contacts_by_phone(app)["+919876543210"]
     assert contact.name == "New name"
     assert (contact.opted_out_at, contact.opt_out_source) == (opted_out_at, "keyword")
 
@@ -89,9 +67,9 @@ def test_deleted_contacts_stay_deleted_and_are_counted_as_skipped(app, pages, tm
     add_contact(app, "+919876543210", name="Gone", deleted_at=datetime(2025, 1, 1, tzinfo=UTC))
     import_id = pages.run(make_csv(tmp_path / "c.csv", [["Name", "Phone"], ["Back?", "9876543210"]]))
 
-    contact = contacts(app)["+919876543210"]
+    contact = contacts_by_phone(app)["+919876543210"]
     assert contact.deleted_at is not None and contact.name == "Gone"
-    record = import_row(app, import_id)
+    record = import_record(app, import_id)
     assert (record.skipped_count, record.created_count, record.updated_count) == (1, 0, 0)
     assert "was deleted" in pages.problems(import_id)[0][3]
 
@@ -100,25 +78,25 @@ def test_update_merges_attributes_and_keep_leaves_contacts_alone(app, pages, tmp
     add_contact(app, "+919876543210", name="Ravi", attributes={"City": "Pune", "Plan": "Gold"})
     rows = [["Name", "Phone", "City"], ["", "9876543210", "Delhi"], ["Asha", "9812345678", "Agra"]]
     first = pages.run(make_csv(tmp_path / "a.csv", rows), tags="Wave 1")
-    ravi = contacts(app)["+919876543210"]
+    ravi = contacts_by_phone(app)["+919876543210"]
     assert ravi.name == "Ravi"  # a blank name in the file does not erase the one we have
     assert ravi.attributes == {"City": "Delhi", "Plan": "Gold"}
     assert [tag.name for tag in ravi.tags] == ["Wave 1"]
-    assert (import_row(app, first).created_count, import_row(app, first).updated_count) == (1, 1)
+    assert (import_record(app, first).created_count, import_record(app, first).updated_count) == (1, 1)
 
     again = pages.run(make_csv(tmp_path / "b.csv", rows), tags="Wave 1")
-    assert (import_row(app, again).unchanged_count, import_row(app, again).updated_count) == (2, 0)
+    assert (import_record(app, again).unchanged_count, import_record(app, again).updated_count) == (2, 0)
 
     rows[1][2] = "Chennai"
     kept = pages.run(make_csv(tmp_path / "c.csv", rows), existing="keep", tags="Wave 2")
-    assert contacts(app)["+919876543210"].attributes["City"] == "Delhi"
-    assert [tag.name for tag in contacts(app)["+919876543210"].tags] == ["Wave 1"]
-    assert import_row(app, kept).unchanged_count == 2
+    assert contacts_by_phone(app)["+919876543210"].attributes["City"] == "Delhi"
+    assert [tag.name for tag in contacts_by_phone(app)["+919876543210"].tags] == ["Wave 1"]
+    assert import_record(app, kept).unchanged_count == 2
 
 
 def test_default_country_applies_to_numbers_without_a_code(app, pages, tmp_path):
     pages.run(make_csv(tmp_path / "uk.csv", [["Phone"], ["07911 123456"], ["+91 98765 43210"]]), region="GB")
-    assert set(contacts(app)) == {"+447911123456", "+919876543210"}
+    assert set(contacts_by_phone(app)) == {"+447911123456", "+919876543210"}
 
 
 def test_the_mapping_page_suggests_the_default_country_from_the_settings_page(app, pages, tmp_path):
@@ -133,7 +111,7 @@ def test_the_mapping_page_suggests_the_default_country_from_the_settings_page(ap
 def test_columns_can_be_remapped_and_ignored(app, pages, tmp_path):
     rows = [["Ref", "Who", "Cell"], ["A1", "Ravi", "9876543210"]]
     pages.run(make_csv(tmp_path / "r.csv", rows), roles={0: "ignore", 1: "name", 2: "phone"})
-    contact = contacts(app)["+919876543210"]
+    contact = contacts_by_phone(app)["+919876543210"]
     assert (contact.name, contact.attributes) == ("Ravi", {})
 
 
@@ -144,7 +122,7 @@ def test_mapping_errors_show_on_the_page_and_start_nothing(app, pages, tmp_path)
     assert "Choose exactly one column as the phone number." in response.get_data(as_text=True)
     response = pages.start(import_id, region="XX")
     assert "Choose the country" in response.get_data(as_text=True)
-    assert import_row(app, import_id).status == "mapping"
+    assert import_record(app, import_id).status == "mapping"
 
 
 def test_progress_fragment_polls_until_finished(app, pages, tmp_path):
@@ -171,8 +149,8 @@ def test_cancel_before_the_worker_starts(app, pages, tmp_path, instance_dir):
                                  headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "Cancelled" in fragment and "hx-trigger" not in fragment
     run_jobs(app)
-    assert import_row(app, import_id).status == "cancelled"
-    assert contacts(app) == {}
+    assert import_record(app, import_id).status == "cancelled"
+    assert contacts_by_phone(app) == {}
     assert list((instance_dir / "imports").iterdir()) == []  # the upload is not kept
     with app.app_context():
         actions = list(db.session.scalars(db.select(AuditEntry.action).order_by(AuditEntry.id)))
@@ -196,10 +174,10 @@ def test_cancel_while_running_stops_after_the_current_batch(app, pages, tmp_path
 
     monkeypatch.setattr(runs, "write_batch", write_then_cancel)
     run_jobs(app)
-    record = import_row(app, import_id)
+    record = import_record(app, import_id)
     assert record.status == "cancelled" and record.processed_rows == 2
     assert "Cancelled after 2 rows" in record.message
-    assert len(contacts(app)) == 2
+    assert len(contacts_by_phone(app)) == 2
 
 
 def test_only_the_uploader_or_an_admin_may_cancel(app, client, auth, make_user, tmp_path):
@@ -215,7 +193,7 @@ def test_only_the_uploader_or_an_admin_may_cancel(app, client, auth, make_user, 
     auth.logout()
     auth.login(admin.email)
     assert client.post(f"/imports/{import_id}/cancel", data={"csrf_token": pages.token()}).status_code == 302
-    assert import_row(app, import_id).status == "cancelled"
+    assert import_record(app, import_id).status == "cancelled"
 
 
 def test_the_job_records_a_failure_and_reraises(app, pages, tmp_path, monkeypatch):
@@ -226,7 +204,7 @@ def test_the_job_records_a_failure_and_reraises(app, pages, tmp_path, monkeypatc
     monkeypatch.setattr(runs, "write_batch", lambda *args: 1 / 0)
     with app.app_context(), pytest.raises(ZeroDivisionError):
         import_contacts(import_id)
-    record = import_row(app, import_id)
+    record = import_record(app, import_id)
     assert record.status == "failed" and "ZeroDivisionError" in record.message
     page = pages.client.get(f"/imports/{import_id}").get_data(as_text=True)
     assert "Failed" in page and "unexpected error" in page
@@ -264,7 +242,7 @@ def test_a_missing_upload_fails_the_import_with_a_clear_message(app, pages, tmp_
     for path in (instance_dir / "imports").iterdir():
         path.unlink()
     run_jobs(app)
-    record = import_row(app, import_id)
+    record = import_record(app, import_id)
     assert record.status == "failed" and "missing" in record.message
 
 
@@ -283,6 +261,6 @@ def test_the_job_checks_the_row_limit_before_writing_if_the_file_grew_past_it(ap
     app.config["IMPORT_MAX_ROWS"] = 4  # e.g. a workbook whose recorded size was wrong
     pages.start(import_id)
     run_jobs(app)
-    record = import_row(app, import_id)
+    record = import_record(app, import_id)
     assert record.status == "failed" and "more than 4 rows" in record.message
-    assert "Nothing was imported" in record.message and contacts(app) == {}
+    assert "Nothing was imported" in record.message and contacts_by_phone(app) == {}

@@ -8,34 +8,17 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Contact, ContactImport
+from app.models import ContactImport
 from app.services.contacts.imports.columns import guess_mapping
 from app.services.contacts.imports.readers import CsvTable
 from tests.factories.imports import (
-    ImportPages,
+    contacts_by_phone,
     make_csv,
     make_encrypted_xlsx,
     make_shared_strings_xlsx,
     make_xls,
     make_xlsx,
 )
-
-
-@pytest.fixture(autouse=True)
-def instance_dir(app, tmp_path) -> Path:
-    app.config["INSTANCE_DIR"] = str(tmp_path / "instance")
-    return tmp_path / "instance"
-
-
-@pytest.fixture
-def pages(staff_client, app) -> ImportPages:
-    return ImportPages(staff_client, app)
-
-
-def saved_phones(app) -> dict[str, Contact]:
-    with app.app_context():
-        return {contact.phone: contact for contact in db.session.scalars(select(Contact))}
-
 
 ROWS = [["Name", "Phone", "City"], ["Ravi Kumar", "98765 43210", "Pune"], ["Zoë Müller", "+91 98123 45678", "Köln"]]
 
@@ -46,7 +29,7 @@ ROWS = [["Name", "Phone", "City"], ["Ravi Kumar", "98765 43210", "Pune"], ["Zoë
 )
 def test_csv_encodings_and_delimiters(app, pages, tmp_path, encoding, delimiter):
     pages.run(make_csv(tmp_path / "contacts.csv", ROWS, encoding, delimiter))
-    saved = saved_phones(app)
+    saved = contacts_by_phone(app)
     assert saved["+919812345678"].name == "Zoë Müller"
     assert saved["+919812345678"].attributes == {"City": "Köln"}
 
@@ -55,7 +38,7 @@ def test_csv_with_hindi_headers_and_excel_sep_hint(app, pages, tmp_path):
     path = tmp_path / "hindi.csv"
     path.write_text("sep=;\nनाम;मोबाइल नंबर;शहर\nरवि;9876543210;पुणे\n", encoding="utf-8")
     pages.run(path)
-    contact = saved_phones(app)["+919876543210"]
+    contact = contacts_by_phone(app)["+919876543210"]
     assert (contact.name, contact.attributes) == ("रवि", {"शहर": "पुणे"})
 
 
@@ -73,13 +56,13 @@ def test_headerless_file_is_read_by_its_values(app, pages, tmp_path):
     from tests.conftest import run_jobs
 
     run_jobs(app)
-    assert saved_phones(app)["+919876543210"].name == "Ravi"
+    assert contacts_by_phone(app)["+919876543210"].name == "Ravi"
 
 
 def test_xlsx_from_excel_with_shared_strings_and_sparse_cells(app, pages, tmp_path):
     rows = [["Full Name", "WhatsApp", "Plan"], ["Ravi", 919876543210, None], [None, "9812345678", "Gold"]]
     pages.run(make_shared_strings_xlsx(tmp_path / "excel.xlsx", rows))
-    saved = saved_phones(app)
+    saved = contacts_by_phone(app)
     assert saved["+919876543210"].name == "Ravi" and saved["+919876543210"].attributes == {}
     assert saved["+919812345678"].name is None and saved["+919812345678"].attributes == {"Plan": "Gold"}
 
@@ -88,7 +71,7 @@ def test_xlsx_numbers_floats_and_dates(app, pages, tmp_path):
     rows = [["Mobile", "Joined", "Spend"], [919876543210, datetime(2024, 3, 5), 1500.0],
             [9.19812345678e11, datetime(2024, 3, 5, 14, 30), 99.5]]
     pages.run(make_xlsx(tmp_path / "numbers.xlsx", rows))
-    saved = saved_phones(app)
+    saved = contacts_by_phone(app)
     assert saved["+919876543210"].attributes == {"Joined": "2024-03-05", "Spend": 1500}
     assert saved["+919812345678"].attributes == {"Joined": "2024-03-05 14:30:00", "Spend": 99.5}
 
@@ -96,7 +79,7 @@ def test_xlsx_numbers_floats_and_dates(app, pages, tmp_path):
 def test_legacy_xls(app, pages, tmp_path):
     rows = [["Name", "Mobile No"], ["Ravi", 919876543210], ["Asha", "098123 45678"]]
     pages.run(make_xls(tmp_path / "old.xls", rows))
-    assert {phone: contact.name for phone, contact in saved_phones(app).items()} == {
+    assert {phone: contact.name for phone, contact in contacts_by_phone(app).items()} == {
         "+919876543210": "Ravi", "+919812345678": "Asha"}
 
 

@@ -2,41 +2,16 @@
 above it are neither imported nor reported. Also: a file whose content is not what its name says."""
 
 import re
-from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from app.extensions import db
-from app.models import Contact, ContactImport
 from app.services.contacts.imports.uploads import guess_header
 from tests.conftest import csrf_token_from, run_jobs
-from tests.factories.imports import ImportPages, make_csv, make_xls, make_xlsx
+from tests.factories.imports import contacts_by_phone, import_record, make_csv, make_xls, make_xlsx
 
 TITLED = [["Diwali customer list 2025"], ["Exported on 1 Dec from the shop till"], ["Name", "Mobile", "City"],
           ["Ravi Kumar", "98765 43210", "Pune"], ["Asha Verma", "+91 98123 45678", "Delhi"]]
 MAKERS = {"csv": make_csv, "xlsx": make_xlsx, "xls": make_xls}
-
-
-@pytest.fixture(autouse=True)
-def instance_dir(app, tmp_path) -> Path:
-    app.config["INSTANCE_DIR"] = str(tmp_path / "instance")
-    return tmp_path / "instance"
-
-
-@pytest.fixture
-def pages(staff_client, app) -> ImportPages:
-    return ImportPages(staff_client, app)
-
-
-def saved(app) -> dict[str, Contact]:
-    with app.app_context():
-        return {contact.phone: contact for contact in db.session.scalars(select(Contact))}
-
-
-def record(app, import_id: int) -> ContactImport:
-    with app.app_context():
-        return db.session.get(ContactImport, import_id)
 
 
 def column_names(html: str) -> list[str]:
@@ -59,10 +34,10 @@ def test_a_title_above_the_headings_is_skipped_in_every_format(app, pages, tmp_p
 
     assert pages.start(import_id).status_code == 302
     run_jobs(app)
-    contacts = saved(app)
+    contacts = contacts_by_phone(app)
     assert set(contacts) == {"+919876543210", "+919812345678"}
     assert contacts["+919876543210"].attributes == {"City": "Pune"}
-    done = record(app, import_id)
+    done = import_record(app, import_id)
     assert (done.created_count, done.invalid_count, done.problem_count) == (2, 0, 0)
     assert pages.problems(import_id) == []  # the title rows and the headings are not reported as bad numbers
 
@@ -84,8 +59,8 @@ def test_a_wrong_guess_is_put_right_by_choosing_the_headings_row(app, pages, tmp
 
     assert pages.start(import_id).status_code == 302
     run_jobs(app)
-    assert saved(app)["+919876543210"].attributes == {"Person": "Ravi Kumar", "Area": "Pune"}
-    assert pages.problems(import_id) == [] and record(app, import_id).created_count == 2
+    assert contacts_by_phone(app)["+919876543210"].attributes == {"Person": "Ravi Kumar", "Area": "Pune"}
+    assert pages.problems(import_id) == [] and import_record(app, import_id).created_count == 2
 
 
 def test_choosing_no_heading_row_and_a_row_not_offered(app, pages, tmp_path):
@@ -93,7 +68,7 @@ def test_choosing_no_heading_row_and_a_row_not_offered(app, pages, tmp_path):
     token = pages.token()
     bad = pages.client.post(f"/imports/{import_id}/header", data={"header_row": "40", "csrf_token": token})
     assert bad.status_code == 400 and "Choose the row with the headings from the list." in bad.get_data(as_text=True)
-    assert record(app, import_id).columns == ["Name", "Mobile", "City"]  # unchanged
+    assert import_record(app, import_id).columns == ["Name", "Mobile", "City"]  # unchanged
 
     plain = pages.client.post(f"/imports/{import_id}/header", data={"header_row": "0", "csrf_token": token})
     assert plain.status_code == 302  # without JavaScript: back to the page

@@ -1,31 +1,13 @@
 """Files that are partly unreadable: a row we can't read is reported and the rest imported; a file we can't read
 to the end is refused before anything is written. Either way the row count never shrinks silently."""
 
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Contact, ContactImport
+from app.models import Contact
 from app.services.contacts.imports import runs
-from tests.factories.imports import ImportPages, make_csv, write_xlsx_parts
-
-
-@pytest.fixture(autouse=True)
-def instance_dir(app, tmp_path) -> Path:
-    app.config["INSTANCE_DIR"] = str(tmp_path / "instance")
-    return tmp_path / "instance"
-
-
-@pytest.fixture
-def pages(staff_client, app) -> ImportPages:
-    return ImportPages(staff_client, app)
-
-
-def import_row(app, import_id: int) -> ContactImport:
-    with app.app_context():
-        return db.session.get(ContactImport, import_id)
+from tests.factories.imports import import_record, make_csv, write_xlsx_parts
 
 
 def contact_count(app) -> int:
@@ -45,7 +27,7 @@ def test_an_unclosed_quote_is_reported_on_its_row_and_every_other_row_imported(a
 
     import_id = pages.run(path)
 
-    record = import_row(app, import_id)
+    record = import_record(app, import_id)
     assert (record.status, record.processed_rows, record.created_count) == ("completed", 200, 199)
     assert contact_count(app) == 199
     [problem] = pages.problems(import_id)
@@ -56,7 +38,7 @@ def test_a_quoted_cell_spanning_lines_is_still_one_cell(app, pages, tmp_path):
     path = tmp_path / "address.csv"
     path.write_text(f'Name,Phone,Address\r\nRavi,{phone(1)},"12 MG Road\r\nPune"\r\nAsha,{phone(2)},Delhi\r\n')
     import_id = pages.run(path)
-    record = import_row(app, import_id)
+    record = import_record(app, import_id)
     assert (record.processed_rows, record.created_count, record.problem_count) == (2, 2, 0)
 
 
@@ -66,7 +48,7 @@ def test_an_over_long_field_is_reported_on_its_row_and_the_rest_imported(app, pa
     rows += [["x" * 200_000, phone(100)]] + [[f"After {index}", phone(200 + index)] for index in range(10)]
     import_id = pages.run(make_csv(tmp_path / "long.csv", rows))
 
-    record = import_row(app, import_id)
+    record = import_record(app, import_id)
     assert (record.status, record.processed_rows, record.created_count) == ("completed", 71, 70)
     assert record.message is None
     [problem] = pages.problems(import_id)
@@ -81,7 +63,7 @@ def test_a_workbook_damaged_part_way_writes_nothing(app, pages, tmp_path, monkey
     sheet = f'<row r="1"><c r="A1" t="inlineStr"><is><t>Phone</t></is></c></row>{cells}{padding}<row r="70"><c></row>'
     import_id = pages.run(write_xlsx_parts(tmp_path / "damaged.xlsx", sheet, dimension="A1:A70"))
 
-    record = import_row(app, import_id)
+    record = import_record(app, import_id)
     assert record.status == "failed" and "damaged" in record.message and "Nothing was imported" in record.message
     assert (record.processed_rows, record.created_count, contact_count(app)) == (0, 0, 0)
     page = pages.client.get(f"/imports/{import_id}").get_data(as_text=True)

@@ -9,18 +9,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Contact, ContactImport
 from app.services.contacts.imports import runs, xlsx, xlsx_parts
-from tests.factories.imports import ImportPages, write_xlsx_parts
-
-
-@pytest.fixture(autouse=True)
-def instance_dir(app, tmp_path) -> Path:
-    app.config["INSTANCE_DIR"] = str(tmp_path / "instance")
-    return tmp_path / "instance"
-
-
-@pytest.fixture
-def pages(staff_client, app) -> ImportPages:
-    return ImportPages(staff_client, app)
+from tests.factories.imports import write_xlsx_parts
 
 
 def counts(app) -> tuple[int, int]:

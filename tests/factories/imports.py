@@ -17,7 +17,10 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import openpyxl
+from sqlalchemy import select
 
+from app.extensions import db
+from app.models import Contact, ContactImport
 from tests.conftest import csrf_token_from, run_jobs
 
 
@@ -194,3 +197,14 @@ class ImportPages:
     def problems(self, import_id: int) -> list[list[str]]:
         text = self.client.get(f"/imports/{import_id}/problems.csv").get_data(as_text=True)
         return list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))[1:]
+
+
+def contacts_by_phone(app) -> dict[str, Contact]:
+    """Every contact row, keyed by its E.164 number."""
+    with app.app_context():
+        return {contact.phone: contact for contact in db.session.scalars(select(Contact))}
+
+
+def import_record(app, import_id: int) -> ContactImport:
+    with app.app_context():
+        return db.session.get(ContactImport, import_id)
