@@ -9,7 +9,9 @@ admins' banners) and inbox_unread (the nav badge).
 """
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -57,6 +59,7 @@ def in_zone(value: datetime | None, zone: str | None, fmt: str = "%d %b %Y, %H:%
     return value.astimezone(ZoneInfo(zone or "UTC")).strftime(fmt) if value else "—"
 
 
+T = TypeVar("T")
 _BACKTICKED = re.compile(r"`([^`]+)`")
 
 
@@ -85,41 +88,25 @@ def has_endpoint(name: str) -> bool:
     return name in current_app.view_functions
 
 
-def sending_stop_alerts() -> list[campaign_page.StopAlert]:
-    """For the admins' banner in the base layout (campaign_runs/_stop_banner_partial.html)."""
-    try:
-        return campaign_page.stop_alerts()
-    except SQLAlchemyError:
-        # The layout also frames the error pages: a database outage must not break those too.
-        db.session.rollback()
-        return []
+def _even_without_the_database(read: Callable[[], T], default: T) -> Callable[[], T]:
+    """A layout read (banners, badges) that gives `default` when the database is away: the layout also frames the
+    error pages, and an outage must not break those too."""
+    def guarded() -> T:
+        try:
+            return read()
+        except SQLAlchemyError:
+            db.session.rollback()
+            return default
+    guarded.__doc__ = read.__doc__
+    return guarded
 
 
-def account_problems() -> list[account_status.BannerLine]:
-    """For the admins' account banner in the base layout (admin/_account_banner_partial.html)."""
-    try:
-        return account_status.banner()
-    except SQLAlchemyError:  # the layout also frames the error pages
-        db.session.rollback()
-        return []
-
-
-def outbound_webhook_notices() -> list:
-    """For the admins' banner: webhook endpoints disabled automatically after failing for days."""
-    try:
-        return outbound_endpoints.disabled_notices()
-    except SQLAlchemyError:  # an error page while the database is away must still render
-        db.session.rollback()
-        return []
-
-
-def inbox_unread() -> int:
-    """For the nav badge: one count, and only on pages that show it."""
-    try:
-        return conversations.unread_total()
-    except SQLAlchemyError:  # an error page while the database is away must still render
-        db.session.rollback()
-        return 0
+# For the base layout: the admins' banners (stopped sending, account problems, disabled webhook endpoints) and the
+# inbox's unread badge.
+sending_stop_alerts = _even_without_the_database(campaign_page.stop_alerts, ())
+account_problems = _even_without_the_database(account_status.banner, ())
+outbound_webhook_notices = _even_without_the_database(outbound_endpoints.disabled_notices, ())
+inbox_unread = _even_without_the_database(conversations.unread_total, 0)
 
 
 FILTERS = {"local_time": local_time, "short_time": short_time, "in_zone": in_zone, "repeat_text": schedule.describe,
