@@ -163,9 +163,4 @@ def _active(contact_id: int) -> Contact:
 
 
 def _audit(action: str, summary: str, contact: Contact, caller: Caller) -> None:
-    audit.record(action, summary, target=contact.phone, actor=actor(caller))
-
-
-def actor(caller: Caller) -> str:
-    """How the audit log names an API caller."""
-    return f"API key “{caller.name}” ({caller.prefix})"
+    audit.record(action, summary, target=contact.phone, actor=caller.audit_name)
