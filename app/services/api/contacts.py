@@ -14,6 +14,7 @@ from app.models import Contact, OptOutSource, contact_tags
 from app.services.admin import audit
 from app.services.api import problems
 from app.services.api.keys import Caller
+from app.services.api.outbound import events as outbound_events
 from app.services.api.problems import Problem, field_error
 from app.services.api.schemas import BulkContactsIn, ContactIn, ContactQuery
 from app.services.contacts import edits, phones, search, tags
@@ -149,8 +150,10 @@ def remove_tag(contact_id: int, name: str) -> Contact:
 def opt_out(contact_id: int, caller: Caller) -> Contact:
     """Opt the contact out of every future send; the first opt-out's time and source are kept. Commits."""
     contact = _active(contact_id)
-    if contact.record_opt_out(OptOutSource.API, utcnow()):
+    now = utcnow()
+    if contact.record_opt_out(OptOutSource.API, now):
         _audit("contact.opt_out", f"Opted out {contact.phone}", contact, caller)
+        outbound_events.contact_opted(contact, True, OptOutSource.API, now, now)  # the outbox, if anyone listens
     db.session.commit()
     return contact
 
