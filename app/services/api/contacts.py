@@ -1,5 +1,5 @@
 """Contacts through the API: the dashboard's filters with cursor paging, upsert by phone (one or up to 10,000 in a
-set-based batch, through the contact import's writer), delete, tags and opt-out."""
+set-based batch, through the contact import's writer; more are a job, see `bulk`), delete, tags and opt-out."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from app.services.contacts.imports.writer import WriteOptions, WriteResult, writ
 from app.services.errors import NotFound, ServiceError
 
 DELETED = "This contact was deleted; restore it in the dashboard first."
+# Upserts update what they find; a problem's column is the field's name within one contact of the call.
+WRITE_OPTIONS = WriteOptions(update_existing=True, tag_ids=frozenset(), phone_column="phone")
 
 
 @dataclass
@@ -66,7 +68,7 @@ def get_contact(contact_id: int) -> Contact:
 
 def upsert(data: ContactIn) -> tuple[Contact, bool]:
     """Create or update the contact with this phone; (contact, created). Commits."""
-    result = _write([_record(data, "")])
+    result = _write([record_from(data, "")])
     if result.skipped:
         raise Problem(409, DELETED, [field_error("phone", DELETED)])
     db.session.commit()
@@ -76,15 +78,13 @@ def upsert(data: ContactIn) -> tuple[Contact, bool]:
 
 
 def bulk_upsert(data: BulkContactsIn) -> WriteResult:
-    """Up to API_BULK_MAX_CONTACTS contacts in one transaction: all of them, or (any bad one) none. Commits."""
-    limit = current_app.config["API_BULK_MAX_CONTACTS"]
-    if len(data.contacts) > limit:
-        raise Problem(413, f"Send at most {limit:,} contacts per call; this one has {len(data.contacts):,}.")
+    """Up to API_BULK_MAX_CONTACTS contacts in one transaction: all of them, or (any bad one) none. Commits.
+    Larger calls are jobs (app.services.api.bulk), per-row like a file import."""
     records: dict[str, ContactRecord] = {}
     errors: list[dict[str, str]] = []
     for index, item in enumerate(data.contacts):
         try:
-            record = _record(item, f"contacts[{index}].", index)
+            record = record_from(item, f"contacts[{index}].", index)
         except Problem as problem:
             errors.extend(problem.errors)
             continue
@@ -96,7 +96,8 @@ def bulk_upsert(data: BulkContactsIn) -> WriteResult:
     return result
 
 
-def _record(data: ContactIn, prefix: str, index: int = 0) -> ContactRecord:
+def record_from(data: ContactIn, prefix: str, index: int = 0) -> ContactRecord:
+    """One contact of a call as the import writer's record; a 422 Problem naming the field when it is not right."""
     try:
         attributes = edits.clean_attributes(list(data.attributes.items()))
         tag_names = tags.clean_tag_names(data.tags)
@@ -115,7 +116,7 @@ def parse_phone(raw: str, field_name: str) -> str:
 
 
 def _write(records: list[ContactRecord]) -> WriteResult:
-    return write_batch(records, WriteOptions(update_existing=True, tag_ids=frozenset(), phone_column="phone"))
+    return write_batch(records, WRITE_OPTIONS)
 
 
 def delete_contact(contact_id: int, caller: Caller) -> None:
