@@ -2,7 +2,7 @@
 payload kept in the database until its job has run
 
 Revision ID: d8f0a2c4e6b1
-Revises: a4c6e8f0b2d4
+Revises: 9e1a2b3c4d5f
 Create Date: 2026-12-08 00:30:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "d8f0a2c4e6b1"
-down_revision = "a4c6e8f0b2d4"
+down_revision = "9e1a2b3c4d5f"  # api_keys, which the new foreign key needs
 branch_labels = None
 depends_on = None
 
