@@ -49,7 +49,8 @@ OUTBOUND_WEBHOOK_DEFAULTS: dict[str, tuple[Any, Callable[[str], Any]]] = {
 POSITIVE = ("SEND_RATE_PER_SECOND", "SEND_MAX_ATTEMPTS", "SEND_BATCH_SIZE", "SEND_PARALLEL_BATCHES",
             "WHATSAPP_SEND_CONCURRENCY", "SEND_READ_TIMEOUT_SECONDS", "IMPORT_MAX_ROWS", "OUTBOUND_WEBHOOK_BATCH_SIZE",
             "OUTBOUND_WEBHOOK_CONCURRENCY", "OUTBOUND_WEBHOOK_PARALLEL_JOBS", "OUTBOUND_WEBHOOK_RETRY_HOURS",
-            "OUTBOUND_WEBHOOK_KEEP_DAYS", "API_RATE_PER_SECOND", "API_RATE_BURST", "API_BULK_MAX_CONTACTS")
+            "OUTBOUND_WEBHOOK_KEEP_DAYS", "API_RATE_PER_SECOND", "API_RATE_BURST", "API_BULK_MAX_CONTACTS",
+            "API_BULK_JOB_MAX_CONTACTS")
 
 # Read by app.whatsapp through WhatsAppSettings.from_mapping; None means not configured.
 WHATSAPP_DEFAULTS = {
@@ -153,7 +154,9 @@ class Config:
         # most contacts one bulk upsert may carry (more is answered 413).
         self.API_RATE_PER_SECOND = env.number("API_RATE_PER_SECOND", 10.0, float)
         self.API_RATE_BURST = env.number("API_RATE_BURST", 20)
-        self.API_BULK_MAX_CONTACTS = env.number("API_BULK_MAX_CONTACTS", 10_000)
+        self.API_BULK_MAX_CONTACTS = env.number("API_BULK_MAX_CONTACTS", 10_000)  # more: a job with a status URL
+        # The most one bulk call may hold at all (also bounded by MAX_UPLOAD_MB): more is answered 413.
+        self.API_BULK_JOB_MAX_CONTACTS = env.number("API_BULK_JOB_MAX_CONTACTS", 100_000)
         self.DEFAULT_REGION = env.text("DEFAULT_REGION", "IN")
         self.TIMEZONE = env.text("TIMEZONE", "Asia/Kolkata")
         for name, (default, kind) in SENDING_DEFAULTS.items():

@@ -19,6 +19,7 @@ from app.services.campaigns import lanes as campaign_lanes
 from app.services.campaigns import lifecycle
 from app.services.campaigns import sweep as campaign_sweep
 from jobs.lanes import enqueue_lane
+from jobs.outbound_webhooks import enqueue_deliver_outbound_webhooks
 from jobs.sending import sweep_direct
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def send_batch(campaign_id: int, lane: int = 0) -> dict:
         log.exception("send batch for campaign %s failed", campaign_id)
         _pause_after(campaign_id, error)
         raise
+    # The batch that finished the campaign committed its campaign.finished event: deliver it now, not at the sweep.
+    enqueue_deliver_outbound_webhooks()
     report = lane_report.next
     if report.next_step == campaign_batches.NOW:
         enqueue_send_batch(campaign_id, lane=lane)
@@ -74,6 +77,7 @@ def _enqueue_lane(campaign_id: int, lane: int, delay: float | None) -> Job | Non
 def launch_scheduled(campaign_id: int) -> dict:
     """A scheduled start came due: launch the campaign (or a new run of a recurring one) and queue the next start."""
     run = lifecycle.start_scheduled(campaign_id)
+    enqueue_deliver_outbound_webhooks()  # a run that could not start, or a recurring one past its end, finished
     if run.run_id is not None:
         enqueue_send_batch(run.run_id)
     if run.next_at is not None:
@@ -112,6 +116,7 @@ def sweep() -> dict:
     batches of running campaigns with due messages, the scheduled starts of scheduled campaigns, and the direct lane
     when messages sent on their own are due."""
     report = campaign_sweep.sweep()
+    enqueue_deliver_outbound_webhooks()  # campaigns the sweep completed
     queued = sum(len(enqueue_send_batch(campaign_id)) for campaign_id in report.due)
     rescheduled = _restore_scheduled_starts(report.scheduled)
     direct = sweep_direct()

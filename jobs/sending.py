@@ -11,8 +11,10 @@ from redis.exceptions import RedisError
 from rq.job import Job
 
 from app.queues import HIGH
+from app.services.api.outbound import events as outbound_events
 from app.services.sending import direct
 from jobs.lanes import enqueue_lane
+from jobs.outbound_webhooks import enqueue_deliver_outbound_webhooks
 
 log = logging.getLogger(__name__)
 LANE = "send-direct"
@@ -24,10 +26,11 @@ def send_direct() -> dict:
     """Send every due message sent on its own, batch after batch, then queue the lane again for the next one due."""
     deadline, claimed, sent = time.monotonic() + BUDGET_SECONDS, 0, 0
     while time.monotonic() < deadline:
-        report = direct.send_due()
+        report = direct.send_due(outbound_events.stopped_marketing)
         claimed, sent = claimed + report.claimed, sent + report.sent
         if not report.claimed:
             break
+    enqueue_deliver_outbound_webhooks()  # contacts a send found opted out (131050), if anyone listens
     wait = direct.next_due_in()
     if wait is not None:
         enqueue_send_direct(delay=wait)

@@ -90,6 +90,7 @@ def authenticate():
     if scope and not caller.allows(scope):
         raise Problem(403, f"This key lacks the `{scope}` permission; an admin can create a key that has it.")
     g.api_caller = caller
+    g.audit_actor = caller.audit_name  # app.services.admin.audit names the key for whatever this request changes
     return None
 
 

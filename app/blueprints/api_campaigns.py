@@ -10,6 +10,7 @@ from app.services.api import campaigns
 from app.services.api.render import campaign_out
 from app.services.api.schemas import CampaignIn, CampaignList, CampaignMetrics, CampaignOut, FunnelStep, ProblemOut
 from jobs.campaigns import enqueue_send_batch, schedule_start, unschedule_start
+from jobs.outbound_webhooks import enqueue_deliver_outbound_webhooks
 
 bp = api_blueprint("api_campaigns", __name__)
 READ, WRITE, TAG = "campaigns:read", "campaigns:write", "Campaigns"
@@ -52,6 +53,7 @@ def control(campaign_id: int, action: str):
     """Pause, resume or cancel: takes effect within one batch."""
     campaign = campaigns.control(campaign_id, action, None)
     _queue(lambda: enqueue_send_batch(campaign_id) if action == "resume" else unschedule_start(campaign_id))
+    enqueue_deliver_outbound_webhooks()  # a cancel's campaign.finished event, at once
     return respond(campaign_out(campaign))
 
 

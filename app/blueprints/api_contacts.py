@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from flask import url_for
+from redis.exceptions import RedisError
+
 from app.blueprints.api import api_blueprint, body, caller, endpoint, query, respond
-from app.services.api import contacts
-from app.services.api.render import contact_out
+from app.services.api import bulk, contacts
+from app.services.api.problems import Problem
+from app.services.api.render import bulk_job_out, contact_out
 from app.services.api.schemas import (
     BulkContactsIn,
+    BulkJobOut,
     BulkResult,
     ContactIn,
     ContactOut,
@@ -16,6 +21,9 @@ from app.services.api.schemas import (
     ProblemOut,
     TagsIn,
 )
+from app.services.contacts.imports import mark_failed
+from jobs.imports import enqueue_bulk_upsert
+from jobs.outbound_webhooks import enqueue_deliver_outbound_webhooks
 
 bp = api_blueprint("api_contacts", __name__)
 READ, WRITE, TAG = "contacts:read", "contacts:write", "Contacts"
@@ -38,13 +46,36 @@ def upsert_contact():
 
 
 @bp.post("/contacts/bulk")
-@endpoint(WRITE, {200: BulkResult}, body=BulkContactsIn, tag=TAG)
+@endpoint(WRITE, {200: BulkResult, 202: BulkJobOut, 503: ProblemOut}, body=BulkContactsIn, tag=TAG)
 def bulk_upsert():
-    """Create or update up to 10,000 contacts in one transaction: all are saved, or (one bad) none."""
-    result = contacts.bulk_upsert(body(BulkContactsIn))
+    """Create or update contacts in bulk. Up to 10,000: in one transaction, all saved or (one bad) none, answered
+    200. More, up to 100,000: 202 with `Location`, the status URL of a job that saves them per row, as a file import
+    does (good ones saved, each bad one listed in its `errors`). More than that: 413."""
+    data = body(BulkContactsIn)
+    if bulk.needs_job(data):
+        return _queue_job(data)
+    result = contacts.bulk_upsert(data)
     problems = [FieldError(field=f"contacts[{p.row_number}].phone", message=p.reason) for p in result.problems]
     return respond(BulkResult(created=result.created, updated=result.updated, unchanged=result.unchanged,
                               skipped=result.skipped, problems=problems))
+
+
+def _queue_job(data: BulkContactsIn):
+    job = bulk.queue_bulk(data, caller())
+    try:
+        enqueue_bulk_upsert(job.id)
+    except RedisError:
+        mark_failed(job.id, "The job queue could not be reached; nothing was saved. Send the call again.")
+        raise Problem(503, "The job queue could not be reached; nothing was saved. Retry in a moment.") from None
+    url = url_for(".bulk_job", job_id=job.id)
+    return respond(bulk_job_out(bulk.job_status(job.id), url), 202, {"Location": url})
+
+
+@bp.get("/contacts/bulk/<int:job_id>")
+@endpoint(READ, {200: BulkJobOut, 404: ProblemOut}, tag=TAG)
+def bulk_job(job_id: int):
+    """A bulk job's status, counts and the contacts it did not save; any key with contacts:read may read it."""
+    return respond(bulk_job_out(bulk.job_status(job_id), url_for(".bulk_job", job_id=job_id)))
 
 
 @bp.get("/contacts/<int:contact_id>")
@@ -80,4 +111,6 @@ def remove_tag(contact_id: int, tag: str):
 @endpoint(WRITE, {200: ContactOut, 404: ProblemOut, 409: ProblemOut}, tag=TAG)
 def opt_out(contact_id: int):
     """Opt the contact out of every future message."""
-    return respond(contact_out(contacts.opt_out(contact_id, caller())))
+    contact = contacts.opt_out(contact_id, caller())
+    enqueue_deliver_outbound_webhooks()  # its contact.opted_out event, if an endpoint wants it
+    return respond(contact_out(contact))

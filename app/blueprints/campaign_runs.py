@@ -12,6 +12,7 @@ from app.services.campaigns import page as campaign_page
 from app.services.campaigns import test_send as campaign_test_send
 from app.services.errors import ServiceError
 from jobs.campaigns import enqueue_send_batch, schedule_start, unschedule_start
+from jobs.outbound_webhooks import enqueue_deliver_outbound_webhooks
 
 bp = Blueprint("campaign_runs", __name__, url_prefix="/campaigns")
 
@@ -52,6 +53,7 @@ def control(campaign_id: int, action: str):
         error = problem.message
     if error is None:
         _queue(lambda: enqueue_send_batch(campaign_id) if action == "resume" else unschedule_start(campaign_id))
+        enqueue_deliver_outbound_webhooks()  # a cancel's campaign.finished event, at once
     if request.headers.get("HX-Request"):
         return render_template("campaign_runs/_progress_partial.html", view=campaign_page.live_view(campaign_id),
                                error=error, notice=None if error else DONE[action])

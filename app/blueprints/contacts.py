@@ -25,6 +25,7 @@ from app.services.contacts import edits, search, tags
 from app.services.contacts import export as contact_export
 from app.services.contacts.search import ContactFilter
 from app.services.errors import ServiceError
+from jobs.outbound_webhooks import enqueue_deliver_outbound_webhooks
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 
@@ -66,6 +67,7 @@ def bulk():
     try:
         changed = edits.apply_bulk(action, None if everything else ids, criteria if everything else None,
                                            request.form.get("bulk_tag", ""), _region())
+        enqueue_deliver_outbound_webhooks()  # the opt-outs' events, if an endpoint wants them
         flash(f"{_describe(action)}: {changed:,} contact{'s' if changed != 1 else ''} changed.", "success")
     except ServiceError as error:
         flash(error.message, "error")
@@ -142,6 +144,7 @@ def change(contact_id: int, action: str):
     operation, message = operations[action]
     try:
         operation(contact_id)
+        enqueue_deliver_outbound_webhooks()  # an opt-out's (or opt-in's) event, if an endpoint wants it
         flash(message, "success")
     except ServiceError as error:
         flash(error.message, "error")

@@ -1,4 +1,5 @@
-"""Contact imports: one uploaded file, its column mapping, progress counters and per-row problems."""
+"""Contact imports: one uploaded file (or one large bulk upsert through the API), its column mapping, progress
+counters and per-row problems."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import utcnow
@@ -25,6 +26,11 @@ class ImportStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ImportSource(StrEnum):
+    FILE = "file"  # a spreadsheet staff uploaded
+    API = "api"  # a bulk upsert too large for one request (POST /api/v1/contacts/bulk), run as a job
+
+
 FINISHED_STATUSES = frozenset({ImportStatus.COMPLETED, ImportStatus.FAILED, ImportStatus.CANCELLED})
 
 
@@ -38,6 +44,8 @@ class ContactImport(db.Model):
     file_size: Mapped[int] = mapped_column(BigInteger)
     sheet_name: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default=ImportStatus.MAPPING, index=True)
+    source: Mapped[str] = mapped_column(String(8), default=ImportSource.FILE, server_default=ImportSource.FILE)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), index=True)
     has_header: Mapped[bool] = mapped_column(Boolean, default=True)
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)
     preview_rows: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
@@ -75,6 +83,16 @@ class ContactImport(db.Model):
 
     def __repr__(self) -> str:
         return f"<ContactImport {self.id} {self.file_name} {self.status}>"
+
+
+class ContactImportPayload(db.Model):
+    """An API import's contacts (the validated JSON) until its job has run: the database, not the web server's disk,
+    so a worker on any machine can read it. Deleted when the import finishes."""
+
+    __tablename__ = "contact_import_payloads"
+
+    import_id: Mapped[int] = mapped_column(ForeignKey("contact_imports.id", ondelete="CASCADE"), primary_key=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ContactImportProblem(db.Model):

@@ -65,7 +65,7 @@ def test_one_bad_contact_in_a_bulk_call_saves_none(app, api):
 
 
 def test_an_oversized_bulk_call_is_refused_with_413(app, api):
-    app.config["API_BULK_MAX_CONTACTS"] = 3
+    app.config.update(API_BULK_MAX_CONTACTS=2, API_BULK_JOB_MAX_CONTACTS=3)  # above 2 a job; above 3 not even that
     response = api.post("/contacts/bulk", json={"contacts": [{"phone": phone(n)} for n in range(4)]})
     assert response.status_code == 413 and response.mimetype == "application/problem+json"
     assert "at most 3" in response.get_json()["detail"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import delete, or_, select
 
@@ -19,9 +19,14 @@ PAGE_SIZE = 50
 
 def record(action: str, summary: str, target: str | None = None, details: dict[str, Any] | None = None,
            actor: str | None = None, user_id: int | None = None) -> AuditEntry:
-    """Add an entry to the current transaction; the caller's commit makes it permanent with the change itself."""
-    if actor is None and has_request_context() and current_user.is_authenticated:
-        actor, user_id = current_user.email, current_user.id
+    """Add an entry to the current transaction; the caller's commit makes it permanent with the change itself.
+    Unless told, the actor is the request's signed-in user, or the API key it authenticated with (g.audit_actor,
+    set by the API's authentication), so services deep below a view name who did it without being passed it."""
+    if actor is None and has_request_context():
+        if current_user.is_authenticated:
+            actor, user_id = current_user.email, current_user.id
+        else:
+            actor = g.get("audit_actor")
     entry = AuditEntry(action=action, summary=_fit(summary, "summary"), target=_fit(target, "target"),
                        details=details or {}, actor=_fit(actor or "system", "actor"), user_id=user_id,
                        ip_address=_fit(request.remote_addr if has_request_context() else None, "ip_address"))

@@ -1,5 +1,5 @@
 """Contacts through the API: the dashboard's filters with cursor paging, upsert by phone (one or up to 10,000 in a
-set-based batch, through the contact import's writer), delete, tags and opt-out."""
+set-based batch, through the contact import's writer; more are a job, see `bulk`), delete, tags and opt-out."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from app.models import Contact, OptOutSource, contact_tags
 from app.services.admin import audit
 from app.services.api import problems
 from app.services.api.keys import Caller
+from app.services.api.outbound import events as outbound_events
 from app.services.api.problems import Problem, field_error
 from app.services.api.schemas import BulkContactsIn, ContactIn, ContactQuery
 from app.services.contacts import edits, phones, search, tags
@@ -22,6 +23,8 @@ from app.services.contacts.imports.writer import WriteOptions, WriteResult, writ
 from app.services.errors import NotFound, ServiceError
 
 DELETED = "This contact was deleted; restore it in the dashboard first."
+# Upserts update what they find; a problem's column is the field's name within one contact of the call.
+WRITE_OPTIONS = WriteOptions(update_existing=True, tag_ids=frozenset(), phone_column="phone")
 
 
 @dataclass
@@ -65,7 +68,7 @@ def get_contact(contact_id: int) -> Contact:
 
 def upsert(data: ContactIn) -> tuple[Contact, bool]:
     """Create or update the contact with this phone; (contact, created). Commits."""
-    result = _write([_record(data, "")])
+    result = _write([record_from(data, "")])
     if result.skipped:
         raise Problem(409, DELETED, [field_error("phone", DELETED)])
     db.session.commit()
@@ -75,15 +78,13 @@ def upsert(data: ContactIn) -> tuple[Contact, bool]:
 
 
 def bulk_upsert(data: BulkContactsIn) -> WriteResult:
-    """Up to API_BULK_MAX_CONTACTS contacts in one transaction: all of them, or (any bad one) none. Commits."""
-    limit = current_app.config["API_BULK_MAX_CONTACTS"]
-    if len(data.contacts) > limit:
-        raise Problem(413, f"Send at most {limit:,} contacts per call; this one has {len(data.contacts):,}.")
+    """Up to API_BULK_MAX_CONTACTS contacts in one transaction: all of them, or (any bad one) none. Commits.
+    Larger calls are jobs (app.services.api.bulk), per-row like a file import."""
     records: dict[str, ContactRecord] = {}
     errors: list[dict[str, str]] = []
     for index, item in enumerate(data.contacts):
         try:
-            record = _record(item, f"contacts[{index}].", index)
+            record = record_from(item, f"contacts[{index}].", index)
         except Problem as problem:
             errors.extend(problem.errors)
             continue
@@ -95,7 +96,8 @@ def bulk_upsert(data: BulkContactsIn) -> WriteResult:
     return result
 
 
-def _record(data: ContactIn, prefix: str, index: int = 0) -> ContactRecord:
+def record_from(data: ContactIn, prefix: str, index: int = 0) -> ContactRecord:
+    """One contact of a call as the import writer's record; a 422 Problem naming the field when it is not right."""
     try:
         attributes = edits.clean_attributes(list(data.attributes.items()))
         tag_names = tags.clean_tag_names(data.tags)
@@ -114,7 +116,7 @@ def parse_phone(raw: str, field_name: str) -> str:
 
 
 def _write(records: list[ContactRecord]) -> WriteResult:
-    return write_batch(records, WriteOptions(update_existing=True, tag_ids=frozenset(), phone_column="phone"))
+    return write_batch(records, WRITE_OPTIONS)
 
 
 def delete_contact(contact_id: int, caller: Caller) -> None:
@@ -149,8 +151,10 @@ def remove_tag(contact_id: int, name: str) -> Contact:
 def opt_out(contact_id: int, caller: Caller) -> Contact:
     """Opt the contact out of every future send; the first opt-out's time and source are kept. Commits."""
     contact = _active(contact_id)
-    if contact.record_opt_out(OptOutSource.API, utcnow()):
+    now = utcnow()
+    if contact.record_opt_out(OptOutSource.API, now):
         _audit("contact.opt_out", f"Opted out {contact.phone}", contact, caller)
+        outbound_events.contact_opted(contact, True, OptOutSource.API, now, now)  # the outbox, if anyone listens
     db.session.commit()
     return contact
 
@@ -163,9 +167,4 @@ def _active(contact_id: int) -> Contact:
 
 
 def _audit(action: str, summary: str, contact: Contact, caller: Caller) -> None:
-    audit.record(action, summary, target=contact.phone, actor=actor(caller))
-
-
-def actor(caller: Caller) -> str:
-    """How the audit log names an API caller."""
-    return f"API key “{caller.name}” ({caller.prefix})"
+    audit.record(action, summary, target=contact.phone, actor=caller.audit_name)

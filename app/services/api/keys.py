@@ -40,6 +40,11 @@ class Caller:
     def allows(self, needed: str) -> bool:
         return api_scopes.allows(self.scopes, needed)
 
+    @property
+    def audit_name(self) -> str:
+        """How the audit log names this caller."""
+        return f"API key “{self.name}” ({self.prefix})"
+
 
 def digest(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from app.models import Campaign, Contact, Message, MessageTemplate
+from app.services.api.bulk import JobStatus, field_of
 from app.services.api.schemas import (
+    BulkJobCounts,
+    BulkJobOut,
     CampaignOut,
     ContactOut,
+    FieldError,
     MessageError,
     MessageOut,
     StatusStep,
@@ -60,3 +64,14 @@ def campaign_out(campaign: Campaign) -> CampaignOut:
         cron=campaign.cron, timezone=campaign.timezone, pause_reason=campaign.pause_reason,
         created_at=campaign.created_at, started_at=campaign.started_at, finished_at=campaign.finished_at,
         counters={name: getattr(campaign, name) for name in COUNTERS})
+
+
+def bulk_job_out(job: JobStatus, status_url: str) -> BulkJobOut:
+    row = job.contact_import
+    counts = BulkJobCounts(total=row.total_rows, processed=row.processed_rows, created=row.created_count,
+                           updated=row.updated_count, unchanged=row.unchanged_count, skipped=row.skipped_count,
+                           invalid=row.invalid_count, duplicates=row.duplicate_count)
+    return BulkJobOut(id=row.id, status=row.status, status_url=status_url, counts=counts,
+                      errors=[FieldError(field=field_of(problem), message=problem.reason) for problem in job.errors],
+                      error_count=row.problem_count, message=row.message, created_at=row.created_at,
+                      started_at=row.started_at, finished_at=row.finished_at)

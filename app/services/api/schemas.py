@@ -40,7 +40,9 @@ class ContactIn(Request):
 
 
 class BulkContactsIn(Request):
-    contacts: list[ContactIn] = Field(min_length=1, description="At most API_BULK_MAX_CONTACTS (10,000) per call.")
+    contacts: list[ContactIn] = Field(min_length=1, description=(
+        "Up to API_BULK_MAX_CONTACTS (10,000) are saved at once; more (up to API_BULK_JOB_MAX_CONTACTS, 100,000) "
+        "are saved by a job whose status URL the 202 answer gives."))
 
 
 class TagsIn(Request):
@@ -86,6 +88,33 @@ class BulkResult(BaseModel):
     unchanged: int
     skipped: int
     problems: list[FieldError] = Field(description="Contacts left alone, e.g. deleted ones.")
+
+
+class BulkJobCounts(BaseModel):
+    total: int = Field(description="Contacts in the call.")
+    processed: int = Field(description="Contacts looked at so far.")
+    created: int
+    updated: int
+    unchanged: int
+    skipped: int = Field(description="Left alone, e.g. deleted contacts (each is also in `errors`).")
+    invalid: int = Field(description="Not saved because a field is not right (each is in `errors`).")
+    duplicates: int = Field(description="The same phone number again: the later one was saved, as in one call.")
+
+
+class BulkJobOut(BaseModel):
+    """A bulk upsert run as a job. Per-row semantics, like a file import: the good contacts are saved in batches
+    and every contact that was not is listed in `errors`; nothing is saved when the body itself is not right."""
+
+    id: int
+    status: Literal["queued", "running", "completed", "failed", "cancelled"]
+    status_url: str = Field(description="Where to ask again (this document).")
+    counts: BulkJobCounts
+    errors: list[FieldError] = Field(description="The first 1,000 contacts not saved, e.g. `contacts[3].phone`.")
+    error_count: int = Field(description="Every contact not saved, however many `errors` lists.")
+    message: str | None = Field(description="Why the job failed or stopped, when it did.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 # Messages

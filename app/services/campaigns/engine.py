@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Campaign, CampaignStatus, MessageStatus
 from app.services.admin import audit
+from app.services.api.outbound import events as outbound_events
 from app.services.campaigns import campaign_state
 from app.services.sending import message_state
 from app.services.sending.claims import hold_write_lock
@@ -35,6 +36,7 @@ def settle_batch(campaign_id: int) -> Settle:
     on a pause-class error, and stop its sender number on a stop-class one."""
 
     def settle(verdict: Verdict, now: datetime, totals: message_state.Totals) -> None:
+        outbound_events.stopped_marketing(verdict.opted_out, now)
         campaign = lock(campaign_id)
         if campaign is None:
             return

@@ -14,6 +14,7 @@ from app.extensions import db
 from app.models import Contact, OptOutSource, contact_tags
 from app.services import spreadsheets
 from app.services.admin import audit
+from app.services.api.outbound import events as outbound_events
 from app.services.contacts import phones, search, tags
 from app.services.errors import NotFound, ServiceError
 
@@ -160,10 +161,11 @@ def _not_deleted(contact_id: int) -> Contact:
 def opt_out(contact_id: int, source: str = OptOutSource.STAFF) -> Contact:
     """Opt a contact out of all future sends; the first opt-out's time and source are kept."""
     contact = _not_deleted(contact_id)
-    if contact.opted_out_at is None:
-        contact.opted_out_at, contact.opt_out_source = utcnow(), source
+    now = utcnow()
+    if contact.record_opt_out(source, now):
         if source == OptOutSource.STAFF:
             audit.record("contact.opt_out", f"Opted out {contact.phone}", target=contact.phone)
+        outbound_events.contact_opted(contact, True, source, now, now)  # the outbox, if anyone listens
         db.session.commit()
     return contact
 
@@ -177,6 +179,8 @@ def undo_staff_opt_out(contact_id: int) -> Contact:
         raise ServiceError("This customer opted out themselves; only they can opt back in (by sending START).")
     contact.opted_out_at, contact.opt_out_source = None, None
     audit.record("contact.undo_opt_out", f"Undid the staff opt-out of {contact.phone}", target=contact.phone)
+    now = utcnow()
+    outbound_events.contact_opted(contact, False, None, now, now)  # the outbox, if anyone listens
     db.session.commit()
     return contact
 
@@ -242,8 +246,12 @@ def _bulk_remove_tag(target, tag_name: str) -> int:
 def _bulk_opt_out(target, _tag_name: str) -> int:
     now = utcnow()
     statement = (update(Contact).where(target, Contact.opted_out_at.is_(None))
-                 .values(opted_out_at=now, opt_out_source=OptOutSource.STAFF, updated_at=now))
-    return db.session.execute(statement.execution_options(synchronize_session=False)).rowcount
+                 .values(opted_out_at=now, opt_out_source=OptOutSource.STAFF, updated_at=now)
+                 .returning(Contact.id, Contact.phone, Contact.name))
+    changed = db.session.execute(statement.execution_options(synchronize_session=False)).all()
+    # One insert for the whole selection, in the same transaction as the opt-outs.
+    outbound_events.contacts_opted(changed, True, OptOutSource.STAFF, now, now)
+    return len(changed)
 
 
 def _bulk_delete(target, _tag_name: str) -> int:

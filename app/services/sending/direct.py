@@ -12,6 +12,7 @@ What a source may ask beyond that is in SEND_ONLY_IF: a condition the contact mu
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,7 +67,12 @@ def _queue(contact_id: int, kind: str, body: str, source: str, parameters: dict[
     return message
 
 
-def send_due() -> DirectReport:
+# Told, in the transaction recording a batch, which contacts it opted out (WhatsApp's 131050): the job passes the
+# outbox's announcement, which this package may not import (the contract "sending-sources").
+AnnounceOptOuts = Callable[[Sequence[Contact], datetime], Any]
+
+
+def send_due(announce_opt_outs: AnnounceOptOuts | None = None) -> DirectReport:
     """Claim the due messages (the oldest one per contact, so a customer reads them in order), send them at the
     shared rate and record the results. Commits."""
     now = utcnow()
@@ -81,7 +87,7 @@ def send_due() -> DirectReport:
     plan = SendPlan(settings.phone_number_id, rate_limit.send_limits(settings.phone_number_id, 0, None))
     db.session.remove()  # no connection is held while we wait on the rate limiter and on WhatsApp
     outcomes = send_all(plan, items, settings)
-    results.record(outcomes, utcnow(), _wait_after_halt)
+    results.record(outcomes, utcnow(), _settle(announce_opt_outs))
     return DirectReport(len(ids), sum(1 for outcome in outcomes if outcome.result is not None and outcome.result.ok))
 
 
@@ -126,6 +132,15 @@ def _item(message: Message, to: str) -> SendItem:
         return SendItem(message.id, to, data, template=TemplateRef(parameters["template"], parameters["language"]),
                         components=parameters.get("components") or [])
     return SendItem(message.id, to, data, text=message.body or "")
+
+
+def _settle(announce_opt_outs: AnnounceOptOuts | None) -> results.Settle:
+    def settle(verdict: results.Verdict, now: datetime, totals: message_state.Totals) -> None:
+        _wait_after_halt(verdict, now, totals)
+        if announce_opt_outs is not None and verdict.opted_out:
+            announce_opt_outs(verdict.opted_out, now)
+
+    return settle
 
 
 def _wait_after_halt(verdict: results.Verdict, now: datetime, totals: message_state.Totals) -> None:

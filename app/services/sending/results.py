@@ -22,7 +22,7 @@ from flask import current_app
 from sqlalchemy import bindparam, select, update
 
 from app.extensions import db
-from app.models import Message, MessageStatus, OptOutSource
+from app.models import Contact, Message, MessageStatus, OptOutSource
 from app.services.sending import message_state
 from app.services.sending.claims import hold_write_lock
 from app.services.sending.sender import Outcome
@@ -39,6 +39,9 @@ class Verdict:
     pause: ErrorInfo | None = None  # a pause-class error: this source should stop sending for now
     stop: ErrorInfo | None = None  # a stop-class error: the sender number itself is unusable
     released: list[Message] = field(default_factory=list)  # back to pending in this batch, unsent
+    # Contacts this batch opted out (WhatsApp answered 131050): sending may not import the outbox (the contract
+    # "sending-sources"), so the source announces them in `settle`, in this transaction.
+    opted_out: list[Contact] = field(default_factory=list)
 
     @property
     def halted(self) -> ErrorInfo | None:
@@ -152,7 +155,8 @@ def _failed_send(message: Message, result: SendResult, now: datetime, totals, ve
     message.error_code, message.error_title, message.error_detail = info.code, info.title, info.explanation
     if info.recipient_opted_out:
         # The customer turned marketing messages off in WhatsApp: respect it for every future send too.
-        message.contact.record_opt_out(OptOutSource.USER_PREFERENCES, now)
+        if message.contact.record_opt_out(OptOutSource.USER_PREFERENCES, now):
+            verdict.opted_out.append(message.contact)
     if info.action == ErrorAction.PERMANENT:
         message_state.move(message, S.FAILED, now, totals)
     elif info.action in (ErrorAction.PAUSE, ErrorAction.STOP):

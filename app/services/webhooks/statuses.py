@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import Contact, Message, MessageStatus, OptOutSource
 from app.services.api.outbound import events as outbound_events
@@ -164,8 +165,8 @@ def _record_failure(target: Target, status: StatusEvent, at: datetime, result: S
     if info is not None and info.recipient_opted_out:
         # The customer turned marketing messages off in WhatsApp: respect it for every future send too.
         contact = db.session.get(Contact, target.contact_id, with_for_update=True)
-        if contact is not None:
-            contact.record_opt_out(OptOutSource.USER_PREFERENCES, at)
+        if contact is not None and contact.record_opt_out(OptOutSource.USER_PREFERENCES, at):
+            outbound_events.contact_opted(contact, True, OptOutSource.USER_PREFERENCES, at, utcnow())
     if info is not None and info.action == ErrorAction.PAUSE and target.campaign_id is not None:
         result.pauses[target.campaign_id] = f"{info.title}: {info.explanation}"
 

@@ -38,6 +38,7 @@ EVENT_TYPES: dict[str, str] = {
     CAMPAIGN_FINISHED: "A campaign finished (completed, cancelled or failed)",
 }
 STATUS_TYPES = {"sent": MESSAGE_SENT, "delivered": MESSAGE_DELIVERED, "read": MESSAGE_READ, "failed": MESSAGE_FAILED}
+USER_PREFERENCES = "user_preferences"  # OptOutSource.USER_PREFERENCES: WhatsApp's own marketing control
 APPLIED = "applied"  # webhooks.statuses' verdict for a status that changed its message
 
 _emitted = False  # per process: events were written since the job module last asked
@@ -95,12 +96,32 @@ def messages_received(stored: Iterable[Stored], now: datetime) -> int:
 
 
 def contact_opted(contact: Any, opted_out: bool, how: str | None, at: datetime, now: datetime) -> int:
-    """A contact opted out (`how`: keyword, button, user_preferences …) or back in."""
+    """A contact opted out (`how`: keyword, button, user_preferences, staff, api …) or back in."""
+    return contacts_opted([contact], opted_out, how, at, now)
+
+
+class OptedContact(Protocol):  # a Contact, or a row of UPDATE … RETURNING id, phone, name
+    id: int
+    phone: str
+    name: str | None
+
+
+def contacts_opted(contacts: Iterable[OptedContact], opted_out: bool, how: str | None, at: datetime,
+                   now: datetime) -> int:
+    """Many contacts opted out (or in) at once, e.g. a bulk action: one insert for all of them."""
     event_type = CONTACT_OPTED_OUT if opted_out else CONTACT_OPTED_IN
-    if event_type not in wanted_types():
+    contacts = list(contacts)
+    if not contacts or event_type not in wanted_types():
         return 0
-    data = {"contact_id": contact.id, "phone": contact.phone, "name": contact.name}
-    return _insert([_row(event_type, at, now, data | ({"source": str(how)} if opted_out and how else {}))])
+    source = {"source": str(how)} if opted_out and how else {}
+    return _insert([_row(event_type, at, now, {"contact_id": contact.id, "phone": contact.phone,
+                                               "name": contact.name} | source) for contact in contacts])
+
+
+def stopped_marketing(contacts: Iterable[OptedContact], now: datetime) -> int:
+    """Contacts a send found (error 131050) to have turned marketing messages off in WhatsApp: the senders'
+    announcement, run in the transaction that recorded the batch (the sending package cannot import this one)."""
+    return contacts_opted(contacts, True, USER_PREFERENCES, now, now)
 
 
 def campaign_finished(campaign: Any, now: datetime) -> int:

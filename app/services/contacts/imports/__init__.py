@@ -4,6 +4,8 @@ The flow: `create_import` checks and stores an upload and guesses its columns (s
 `choose_header_row` re-reads it when the guessed headings row was wrong;
 `start_import` confirms the mapping staff chose (a `MappingChoice`; status "queued") and the caller enqueues
 `jobs.imports`; `run_import`, run by that job, streams the rows in batches into contacts; `cancel_import` stops it.
+An API bulk upsert too large for one request is an import too (source "api", app.services.api.bulk): its contacts
+wait in the database instead of a file, and `run_batches` writes them with the same counters and problem report.
 """
 
 from app.models.contact_import import ImportStatus
@@ -17,6 +19,7 @@ from app.services.contacts.imports.runs import (
     choose_header_row,
     mark_failed,
     record_job,
+    run_batches,
     run_import,
     start_import,
 )
@@ -42,6 +45,7 @@ __all__ = [
     "problem_report_lines",
     "recent_imports",
     "record_job",
+    "run_batches",
     "run_import",
     "start_import",
 ]

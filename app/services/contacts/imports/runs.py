@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from app.clock import utcnow
 from app.extensions import db
-from app.models.contact_import import ContactImport, ImportStatus
+from app.models.contact_import import ContactImport, ContactImportPayload, ImportSource, ImportStatus
 from app.services.admin import audit, settings
 from app.services.contacts.imports import readers
 from app.services.contacts.imports.columns import ColumnMapping, MappingChoice, mapping_for
@@ -89,7 +89,7 @@ def cancel_import(import_id: int, actor) -> ContactImport:
     audit.record("import.cancel", f"Cancelled the import of {name}", target=name)
     if not_started and transition(import_id, ImportStatus.CANCELLED, finished_at=utcnow(), message=message):
         db.session.commit()
-        stored_path(contact_import).unlink(missing_ok=True)
+        _discard_rows(contact_import)
     else:
         contact_import.cancel_requested_at = utcnow()
         db.session.commit()
@@ -102,7 +102,7 @@ def mark_failed(import_id: int, message: str) -> None:
     contact_import = get_import(import_id)
     if transition(import_id, ImportStatus.FAILED, finished_at=utcnow(), message=message[:2000]):
         db.session.commit()
-        stored_path(contact_import).unlink(missing_ok=True)
+        _discard_rows(contact_import)
 
 
 def run_import(import_id: int) -> None:
@@ -119,6 +119,35 @@ def run_import(import_id: int) -> None:
         db.session.rollback()
         status, message = ImportStatus.FAILED, f"{error.message} {_kept_message(contact_import)}"
     _finish(contact_import, status, message)
+
+
+def run_batches(import_id: int, batches: Callable[[ContactImport], Iterable[Batch]], options: WriteOptions) -> None:
+    """The job's work for an import whose rows come from elsewhere than a file (the API's large bulk upserts):
+    `batches` yields them already checked; each is written with its counters, and the import stops when asked to."""
+    if not transition(import_id, ImportStatus.RUNNING, started_at=utcnow()):
+        db.session.commit()
+        return  # cancelled before a worker picked it up
+    db.session.commit()
+    contact_import = get_import(import_id)
+    status, message = ImportStatus.COMPLETED, None
+    try:
+        for batch in batches(contact_import):
+            if not _write(contact_import, batch, options):
+                status, message = ImportStatus.CANCELLED, _cancelled_message(contact_import)
+                break
+    except ServiceError as error:
+        db.session.rollback()
+        status, message = ImportStatus.FAILED, f"{error.message} {_kept_message(contact_import)}"
+    _finish(contact_import, status, message)
+
+
+def _discard_rows(contact_import: ContactImport) -> None:
+    """A finished import's rows are not kept: the uploaded file, or the contacts an API call sent."""
+    if contact_import.source == ImportSource.API:
+        db.session.execute(delete(ContactImportPayload).where(ContactImportPayload.import_id == contact_import.id))
+        db.session.commit()
+    else:
+        stored_path(contact_import).unlink(missing_ok=True)
 
 
 def _manageable(import_id: int, actor) -> ContactImport:
@@ -218,5 +247,5 @@ def _finish(contact_import: ContactImport, status: ImportStatus, message: str | 
         values["total_rows"] = contact_import.processed_rows
     transition(contact_import.id, status, **values)
     db.session.commit()
-    stored_path(contact_import).unlink(missing_ok=True)
+    _discard_rows(contact_import)
     log.info("contact import %s %s: %s rows", contact_import.id, status, contact_import.processed_rows)
