@@ -22,13 +22,13 @@ def send_message():
     Send an `Idempotency-Key` header (any unique text) so a retried request never sends twice: a retry answers 200
     with the first request's message and `Idempotent-Replayed: true`."""
     idempotency_key = messages.check_idempotency_key(request.headers.get("Idempotency-Key"))
-    answer, replayed = messages.send(caller(), body(MessageIn), idempotency_key)
-    if not replayed:
+    sent = messages.send(caller(), body(MessageIn), idempotency_key)
+    if sent.queue_lane:
         enqueue_send_direct()
-    headers = {"Location": url_for(".get_message", message_id=answer.id)}
-    if replayed:
+    headers = {"Location": url_for(".get_message", message_id=sent.message.id)}
+    if sent.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return respond(answer, 200 if replayed else 201, headers)
+    return respond(sent.message, 200 if sent.replayed else 201, headers)
 
 
 @bp.get("/messages/<int:message_id>")
