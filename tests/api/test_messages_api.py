@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 from app.clock import utcnow
 from app.extensions import db
 from app.models import Conversation, Message, MessageTemplate, TemplateStatus
+from app.services.api import messages
 from tests.factories.api import ApiClient
 from tests.factories.campaigns import ORDER_UPDATE, add_contacts, make_template, phone
 
@@ -164,4 +166,17 @@ def test_a_retry_of_an_accepted_send_is_answered_even_after_an_opt_out(app, api)
     again = api.post("/messages", json=ORDER, headers=headers)
     assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
     assert api.post("/messages", json=ORDER).status_code == 422  # a new send is refused
+    assert len(_messages(app)) == 1
+
+
+def test_a_template_paused_after_a_send_is_refused_within_seconds(app, api, monkeypatch):
+    template_id = make_template(app, "order_update", ORDER_UPDATE)
+    assert api.post("/messages", json=ORDER).status_code == 201
+    with app.app_context():
+        db.session.get(MessageTemplate, template_id).status = TemplateStatus.PAUSED
+        db.session.commit()
+    later = time.monotonic() + messages.APPROVED_FOR
+    monkeypatch.setattr(messages.time, "monotonic", lambda: later)
+    response = api.post("/messages", json=ORDER)
+    assert response.status_code == 422 and "paused" in response.get_json()["errors"][0]["message"]
     assert len(_messages(app)) == 1
