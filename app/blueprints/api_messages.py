@@ -14,7 +14,7 @@ bp = api_blueprint("api_messages", __name__)
 
 
 @bp.post("/messages")
-@endpoint("messages:write", {201: MessageOut, 200: MessageOut, 409: ProblemOut}, body=MessageIn,
+@endpoint("messages:write", {201: MessageOut, 200: MessageOut, 409: ProblemOut, 503: ProblemOut}, body=MessageIn,
           headers=MessageHeaders, tag="Messages")
 def send_message():
     """Send an approved template (with its variables), or text inside the 24-hour window, to one number.
