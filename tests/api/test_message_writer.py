@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -46,3 +47,17 @@ def test_a_bad_row_fails_alone(app):
         bodies = db.session.scalars(select(Message.body).order_by(Message.id)).all()
     assert sorted(bodies) == [f"order good-{n}" for n in range(5)]
 
+
+
+def test_a_quiet_writer_gives_its_connection_back(app, monkeypatch):
+    monkeypatch.setattr(message_writer, "IDLE_SECONDS", 0.2)
+    [contact_id] = add_contacts(app, 1)
+    with app.app_context():
+        engine, key_id = db.engine, keys.create_key("Shop", ["messages:write"], None)[0].id
+    assert message_writer.write(engine, _send(key_id, contact_id, "one")).message_id
+    writer = message_writer._writer(engine)
+    deadline = time.monotonic() + 5
+    while writer.connection is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.connection is None  # a test run or a quiet shop holds no connection for it
+    assert message_writer.write(engine, _send(key_id, contact_id, "two")).message_id  # and it opens one again

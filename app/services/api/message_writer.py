@@ -20,7 +20,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cache
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select
@@ -30,6 +30,7 @@ from app.models import ApiIdempotencyKey, Contact, Message
 
 WAIT_SECONDS = 20  # a request still waiting after this answers 503; a retry with its Idempotency-Key is safe
 GROUP_LIMIT = 200  # sends per transaction; only reached when hundreds arrive within one commit's time
+IDLE_SECONDS = 5  # a writer with nothing to write this long gives its connection back (a quiet shop holds none)
 MESSAGES, KEYS, CONTACTS = Message.__table__, ApiIdempotencyKey.__table__, Contact.__table__
 _INSERT_MESSAGES = MESSAGES.insert().returning(MESSAGES.c.id, sort_by_parameter_order=True)
 
@@ -165,7 +166,11 @@ class _Writer:
 
     def _run(self) -> None:
         while True:
-            group = [self.queue.get()]
+            try:
+                group = [self.queue.get(timeout=IDLE_SECONDS)]
+            except Empty:
+                self._disconnect()
+                continue
             while len(group) < GROUP_LIMIT and not self.queue.empty():
                 group.append(self.queue.get())
             if not self._write(group) and len(group) > 1:
@@ -178,7 +183,7 @@ class _Writer:
             with self.turn, connection.begin():
                 answers = write_group(connection, group)
         except Exception as error:
-            self._disconnect()
+            self._disconnect(broken=True)
             if len(group) == 1:
                 group[0].written.set_exception(error)
             return False
@@ -191,11 +196,13 @@ class _Writer:
             self.connection = self.engine.connect()
         return self.connection
 
-    def _disconnect(self) -> None:
-        """Drop a connection that failed (the database restarted, say); the next group opens a new one."""
+    def _disconnect(self, broken: bool = False) -> None:
+        """Give the connection back (idle), or drop it (it failed: the database restarted, say); the next group
+        opens a new one."""
         if self.connection is not None:
             try:
-                self.connection.invalidate()
+                if broken:
+                    self.connection.invalidate()
                 self.connection.close()
             except Exception:  # it is broken already; there is nothing more to do with it
                 pass
