@@ -14,7 +14,7 @@ bp = api_blueprint("api_messages", __name__)
 
 
 @bp.post("/messages")
-@endpoint("messages:write", {201: MessageOut, 200: MessageOut, 409: ProblemOut}, body=MessageIn,
+@endpoint("messages:write", {201: MessageOut, 200: MessageOut, 409: ProblemOut, 503: ProblemOut}, body=MessageIn,
           headers=MessageHeaders, tag="Messages")
 def send_message():
     """Send an approved template (with its variables), or text inside the 24-hour window, to one number.
@@ -22,13 +22,13 @@ def send_message():
     Send an `Idempotency-Key` header (any unique text) so a retried request never sends twice: a retry answers 200
     with the first request's message and `Idempotent-Replayed: true`."""
     idempotency_key = messages.check_idempotency_key(request.headers.get("Idempotency-Key"))
-    answer, replayed = messages.send(caller(), body(MessageIn), idempotency_key)
-    if not replayed:
+    sent = messages.send(caller(), body(MessageIn), idempotency_key)
+    if sent.queue_lane:
         enqueue_send_direct()
-    headers = {"Location": url_for(".get_message", message_id=answer.id)}
-    if replayed:
+    headers = {"Location": url_for(".get_message", message_id=sent.message.id)}
+    if sent.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return respond(answer, 200 if replayed else 201, headers)
+    return respond(sent.message, 200 if sent.replayed else 201, headers)
 
 
 @bp.get("/messages/<int:message_id>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 from app.clock import utcnow
 from app.extensions import db
 from app.models import Conversation, Message, MessageTemplate, TemplateStatus
+from app.services.api import messages
 from tests.factories.api import ApiClient
 from tests.factories.campaigns import ORDER_UPDATE, add_contacts, make_template, phone
 
@@ -132,3 +134,49 @@ def test_templates_are_listed_with_status_and_variables(app, api):
     [template] = api.get("/templates").get_json()["data"]
     assert template["status"] == "APPROVED"
     assert [variable["key"] for variable in template["variables"]] == ["body.1", "body.2"]
+
+
+def test_concurrent_sends_to_new_numbers_each_get_their_own_contact(app, api):
+    make_template(app, "order_update", ORDER_UPDATE)
+    clients = [ApiClient(app.test_client(), api.key) for _ in range(8)]
+    start, answers = threading.Barrier(len(clients)), {}
+
+    def send(number, client):
+        start.wait()
+        answers[number] = client.post("/messages", json={**ORDER, "to": phone(number)},
+                                      headers={"Idempotency-Key": f"order-{number}"})
+
+    threads = [threading.Thread(target=send, args=(number, client)) for number, client in enumerate(clients, 20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answer.status_code for answer in answers.values()) == [201] * 8
+    for number, answer in answers.items():
+        assert answer.get_json()["to"] == phone(number)
+        assert api.get(f"/contacts/{answer.get_json()['contact_id']}").get_json()["phone"] == phone(number)
+    assert len(_messages(app)) == 8
+
+
+def test_a_retry_of_an_accepted_send_is_answered_even_after_an_opt_out(app, api):
+    make_template(app, "order_update", ORDER_UPDATE)
+    headers = {"Idempotency-Key": "order-7"}
+    first = api.post("/messages", json=ORDER, headers=headers)
+    api.post(f"/contacts/{first.get_json()['contact_id']}/opt-out")
+    again = api.post("/messages", json=ORDER, headers=headers)
+    assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
+    assert api.post("/messages", json=ORDER).status_code == 422  # a new send is refused
+    assert len(_messages(app)) == 1
+
+
+def test_a_template_paused_after_a_send_is_refused_within_seconds(app, api, monkeypatch):
+    template_id = make_template(app, "order_update", ORDER_UPDATE)
+    assert api.post("/messages", json=ORDER).status_code == 201
+    with app.app_context():
+        db.session.get(MessageTemplate, template_id).status = TemplateStatus.PAUSED
+        db.session.commit()
+    later = time.monotonic() + messages.APPROVED_FOR
+    monkeypatch.setattr(messages.time, "monotonic", lambda: later)
+    response = api.post("/messages", json=ORDER)
+    assert response.status_code == 422 and "paused" in response.get_json()["errors"][0]["message"]
+    assert len(_messages(app)) == 1

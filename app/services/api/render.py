@@ -30,11 +30,12 @@ def contact_out(contact: Contact) -> ContactOut:
                       created_at=contact.created_at, updated_at=contact.updated_at, deleted_at=contact.deleted_at)
 
 
-def message_out(message: Message) -> MessageOut:
+def message_out(message: Message, to: str | None = None) -> MessageOut:
+    """`to` spares loading the contact when the caller knows the number."""
     error = None
     if message.error_code is not None or message.error_title:
         error = MessageError(code=message.error_code, title=message.error_title, detail=message.error_detail)
-    return MessageOut(id=message.id, contact_id=message.contact_id, to=message.contact.phone,
+    return MessageOut(id=message.id, contact_id=message.contact_id, to=to or message.contact.phone,
                       type=message.message_type, status=message.status, body=message.body,
                       template=(message.parameters or {}).get("template"), source=message.source,
                       created_at=message.created_at, error=error, skip_reason=message.skip_reason,

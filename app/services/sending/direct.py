@@ -48,20 +48,36 @@ class DirectReport:
 
 def queue_text(contact_id: int, body: str, source: str, now: datetime, **parameters: Any) -> Message:
     """A pending outbound text to the contact, in the caller's transaction."""
-    return _queue(contact_id, "text", body, source, parameters, now)
+    return _queue(text_row(contact_id, body, source, now, **parameters))
 
 
 def queue_template(contact_id: int, template: TemplateRef, components: list[dict[str, Any]], preview: str,
                    source: str, now: datetime, **parameters: Any) -> Message:
     """A pending outbound template (already rendered into `components`), in the caller's transaction."""
+    return _queue(template_row(contact_id, template, components, preview, source, now, **parameters))
+
+
+def text_row(contact_id: int | None, body: str, source: str, now: datetime, **parameters: Any) -> dict[str, Any]:
+    """The messages row queue_text adds, for a source that inserts its rows itself (the API's group commit)."""
+    return _row(contact_id, "text", body, source, parameters, now)
+
+
+def template_row(contact_id: int | None, template: TemplateRef, components: list[dict[str, Any]], preview: str,
+                 source: str, now: datetime, **parameters: Any) -> dict[str, Any]:
+    """The messages row queue_template adds, for a source that inserts its rows itself."""
     parameters = {"template": template.name, "language": template.language, "components": components, **parameters}
-    return _queue(contact_id, "template", preview, source, parameters, now)
+    return _row(contact_id, "template", preview, source, parameters, now)
 
 
-def _queue(contact_id: int, kind: str, body: str, source: str, parameters: dict[str, Any], now: datetime) -> Message:
-    message = Message(campaign_id=None, run_id=None, source=source, contact_id=contact_id, direction="out",
-                      message_type=kind, status=S.PENDING, body=body, parameters=parameters, attempts=0,
-                      created_at=now)
+def _row(contact_id: int | None, kind: str, body: str, source: str, parameters: dict[str, Any],
+         now: datetime) -> dict[str, Any]:
+    return {"campaign_id": None, "run_id": None, "source": source, "contact_id": contact_id, "direction": "out",
+            "message_type": kind, "status": S.PENDING, "body": body, "parameters": parameters, "attempts": 0,
+            "created_at": now}
+
+
+def _queue(row: dict[str, Any]) -> Message:
+    message = Message(**row)
     db.session.add(message)
     db.session.flush()
     return message
