@@ -43,11 +43,12 @@ def message_out(message: Message, to: str | None = None) -> MessageOut:
 
 
 def history(message: Message) -> list[tuple[str, object]]:
-    """Each status the message reached, from its timestamps, oldest first."""
+    """Each status the message reached, with its time, in the order a message moves. Not sorted by time: WhatsApp's
+    times are whole seconds from its own clock, so a send "sent" at 12:00:00 was queued by us at 12:00:00.41."""
     steps = [(status, getattr(message, column)) for status, column in HISTORY if getattr(message, column)]
     if message.status in ("cancelled", "skipped"):
         steps.append((message.status, message.updated_at))
-    return sorted(steps, key=lambda step: step[1])
+    return steps
 
 
 def template_out(template: MessageTemplate) -> TemplateOut:

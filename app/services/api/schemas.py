@@ -172,7 +172,8 @@ class MessageOut(BaseModel):
     created_at: datetime
     error: MessageError | None
     skip_reason: str | None
-    history: list[StatusStep] = Field(description="Each status the message reached, oldest first.")
+    history: list[StatusStep] = Field(description="Each status the message reached, with its time, in the order a "
+                                                  "message moves (pending, sent, delivered, read, failed, replied).")
 
 
 # Templates
