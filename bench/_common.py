@@ -7,6 +7,7 @@ service that moves is fixed here once. Models and extensions (app.models, app.ex
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -440,3 +442,37 @@ def create_api_key(name: str, scopes: list[str]) -> str:
     from app.services.api import keys
 
     return keys.create_key(name, scopes, None)[1]
+
+
+def serve_gunicorn(app_spec: str, env: dict[str, str], port: int, threads: int, log: Path, ready_path: str = "/",
+                   timeout: float = 60) -> subprocess.Popen[bytes]:
+    """gunicorn as the Procfile runs it (gthread, 2 workers, `threads` threads each), once it answers `ready_path`."""
+    process = spawn([sys.executable, "-m", "gunicorn", app_spec, "--bind", f"127.0.0.1:{port}",
+                     "--worker-class", "gthread", "--workers", "2", "--threads", str(threads),
+                     "--log-level", "warning"], env, log)
+    wait_for_http(f"http://127.0.0.1:{port}{ready_path}", "gunicorn", process, timeout=timeout)
+    return process
+
+
+def connect(target) -> http.client.HTTPConnection:
+    """A plain keep-alive connection: on 2 shared cores a heavier client would measure itself, not the server."""
+    return http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+
+
+def run_clients(client: Callable[[], None], count: int) -> float:
+    """Run `count` client threads to the end; the seconds they took."""
+    threads = [threading.Thread(target=client) for _ in range(count)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - started
+
+
+def throughput(accepted: int, latencies: list[float], elapsed: float) -> dict[str, float | None]:
+    """Accepted requests per second, and the p50 and p99 of their latencies in ms."""
+    latencies = sorted(latencies)
+    return {"per_second": round(accepted / elapsed, 1),
+            "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
+            "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 2) if latencies else None}

@@ -29,7 +29,6 @@ import argparse
 import http.client
 import itertools
 import json
-import statistics
 import sys
 import tempfile
 import threading
@@ -79,12 +78,7 @@ def _phone(n: int) -> str:
 
 
 def serve(env: dict, port: int, threads: int):
-    """gunicorn as the Procfile runs it (gthread, 2 workers, `threads` threads each)."""
-    process = common.spawn([sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
-                            "--worker-class", "gthread", "--workers", "2", "--threads", str(threads),
-                            "--log-level", "warning"], env, LOG_PATH)
-    common.wait_for_http(f"http://127.0.0.1:{port}/healthz", "gunicorn", process, timeout=60)
-    return process
+    return common.serve_gunicorn("wsgi:app", env, port, threads, LOG_PATH, "/healthz")
 
 
 Request = Callable[[int], tuple[str, str, bytes | None, dict[str, str]]]
@@ -99,7 +93,7 @@ def load(base: str, key: str, seconds: float, clients: int, request: Request, nu
     latencies, accepted, other, lock = [], [], {"rejected": 0, "errors": 0, "statuses": {}}, threading.Lock()
 
     def client() -> None:
-        connection, mine, landed, statuses, errors = _connect(target), [], [], {}, 0
+        connection, mine, landed, statuses, errors = common.connect(target), [], [], {}, 0
         while time.monotonic() < deadline:
             number = next(numbers)
             method, path, body, headers = request(number)
@@ -111,7 +105,7 @@ def load(base: str, key: str, seconds: float, clients: int, request: Request, nu
             except (OSError, http.client.HTTPException):
                 errors += 1
                 connection.close()
-                connection = _connect(target)
+                connection = common.connect(target)
                 continue
             if response.status == ok:
                 mine.append(time.perf_counter() - start)
@@ -127,22 +121,10 @@ def load(base: str, key: str, seconds: float, clients: int, request: Request, nu
                 other["statuses"][status] = other["statuses"].get(status, 0) + count
                 other["rejected"] += count
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
-    latencies.sort()
-    return {"accepted": len(accepted), "per_second": round(len(accepted) / elapsed, 1), **other,
-            "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
-            "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 2) if latencies else None,
+    elapsed = common.run_clients(client, clients)
+    return {"accepted": len(accepted), **common.throughput(len(accepted), latencies, elapsed), **other,
             "numbers": accepted}
 
-
-def _connect(target) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection(target.hostname, target.port, timeout=60)
 
 
 def bare_request(_number: int):
@@ -160,7 +142,7 @@ def send_request(contacts: int) -> Request:
 def replays(base: str, key: str, numbers: list[int], contacts: int) -> dict:
     """Retry a sample of accepted sends with their Idempotency-Key: each must answer 200 and be marked replayed."""
     target, request = urlsplit(base), send_request(contacts)
-    connection, replayed = _connect(target), 0
+    connection, replayed = common.connect(target), 0
     for number in numbers[:REPLAYED_SAMPLE]:
         method, path, body, headers = request(number)
         connection.request(method, path, body=body, headers={"Authorization": f"Bearer {key}", **headers})
@@ -175,7 +157,7 @@ def bulk(base: str, key: str, count: int, offset: int, name: str) -> dict:
     """One bulk upsert of `count` contacts; seconds and the answer."""
     body = json.dumps({"contacts": [{"phone": _phone(offset + n), "name": f"{name} {n}", "tags": ["bulk"]}
                                     for n in range(count)]}).encode()
-    connection = _connect(urlsplit(base))
+    connection = common.connect(urlsplit(base))
     start = time.perf_counter()
     connection.request("POST", "/api/v1/contacts/bulk", body=body,
                        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})

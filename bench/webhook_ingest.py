@@ -23,7 +23,6 @@ import http.client
 import itertools
 import json
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -116,7 +115,7 @@ def load(url: str, seconds: float, clients: int, numbers, messages: int) -> dict
     latencies, accepted, refused, lock = [], [], {"rejected": 0, "errors": 0}, threading.Lock()
 
     def client() -> None:
-        connection, mine, landed, rejected, errors = _connect(target), [], [], 0, 0
+        connection, mine, landed, rejected, errors = common.connect(target), [], [], 0, 0
         while time.monotonic() < deadline:
             index = next(numbers)
             body = body_for(index, messages)
@@ -129,7 +128,7 @@ def load(url: str, seconds: float, clients: int, numbers, messages: int) -> dict
             except (OSError, http.client.HTTPException):  # a dropped connection: count it, open another
                 errors += 1
                 connection.close()
-                connection = _connect(target)
+                connection = common.connect(target)
                 continue
             if 200 <= response.status < 300:
                 mine.append(time.perf_counter() - start)
@@ -143,22 +142,10 @@ def load(url: str, seconds: float, clients: int, numbers, messages: int) -> dict
             refused["rejected"] += rejected
             refused["errors"] += errors
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
-    latencies.sort()
-    return {"accepted": len(accepted), "per_second": round(len(accepted) / elapsed, 1), **refused,
-            "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
-            "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 2) if latencies else None,
+    elapsed = common.run_clients(client, clients)
+    return {"accepted": len(accepted), **common.throughput(len(accepted), latencies, elapsed), **refused,
             "indices": accepted}
 
-
-def _connect(target) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection(target.hostname, target.port, timeout=60)
 
 
 def cpu_seconds(processes: dict[str, list[psutil.Process]]) -> dict[str, float]:
@@ -201,12 +188,7 @@ def measured_load(url: str, args: argparse.Namespace, numbers, processes: dict[s
 
 
 def serve(app_spec: str, env: dict, port: int, threads: int):
-    """gunicorn as the Procfile runs it (gthread, 2 workers, `threads` threads each)."""
-    process = common.spawn([sys.executable, "-m", "gunicorn", app_spec, "--bind", f"127.0.0.1:{port}",
-                            "--worker-class", "gthread", "--workers", "2", "--threads", str(threads),
-                            "--log-level", "warning"], env, LOG_PATH)
-    common.wait_for_http(f"http://127.0.0.1:{port}/", "gunicorn", process, timeout=30)
-    return process
+    return common.serve_gunicorn(app_spec, env, port, threads, LOG_PATH, timeout=30)
 
 
 def warm_up(url: str, args: argparse.Namespace, numbers) -> dict:
