@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Message
+from app.services.webhooks.inbound import FLOW_ANSWERS_MAX_CHARS
 from tests.factories import webhooks as support
 from tests.factories.inbox import ASHA, RAVI, contact_id, conversation_of, now_seconds
 from tests.factories.webhooks import inbound_body, text
@@ -98,6 +99,19 @@ def test_a_flow_reply_shows_its_answers_as_lines(hooks, staff_client):
     [message] = support.messages_of(hooks.app, ASHA)
     assert message.content["interactive"]["response_json"] == answers  # kept whole, parsed
     assert message.body.splitlines()[0] == "Delivery date: 2026-12-10"
+
+
+def test_a_huge_or_deeply_nested_flow_reply_gives_a_bounded_text(hooks):
+    nested: list = ["deep"]
+    for _ in range(200):
+        nested = [nested]
+    answers = {"choices": ["a", nested]} | {f"field_{n}": "x" * 100 for n in range(2000)}
+    hooks.deliver(_interactive(ASHA, "nfm_reply", {"name": "flow", "body": "Sent",
+                                                    "response_json": json.dumps(answers)}))
+    [message] = support.messages_of(hooks.app, ASHA)
+    assert len(message.body) == FLOW_ANSWERS_MAX_CHARS and message.body.endswith("…")
+    assert message.body.startswith('Choices: a, [[[[')  # nested answers shown as JSON, not walked
+    assert message.content["interactive"]["response_json"] == answers  # kept whole
 
 
 def test_a_flow_reply_with_unreadable_answers_still_shows_what_it_says(hooks, staff_client):

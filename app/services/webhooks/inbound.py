@@ -170,13 +170,24 @@ def _apply_changes(original_wamid: str) -> int:
     return len(changes)
 
 
+FLOW_ANSWERS_MAX_CHARS = 4096  # the longest text WhatsApp carries; the answers stay whole in `content`
+
+
 def _flow_answers(response: Any) -> str | None:
-    """A flow's answers as "Label: value" lines; the flow_token is ours, not the customer's."""
+    """A flow's answers as "Label: value" lines; the flow_token is ours, not the customer's. Lines stop once the
+    text is long enough, whatever the payload holds."""
     if not isinstance(response, dict):
         return None
-    lines = [f"{_label(key)}: {_answer(value)}" for key, value in response.items()
-             if key != "flow_token" and value not in (None, "", [], {})]
-    return "\n".join(lines) or None
+    lines, length = [], 0
+    for key, value in response.items():
+        if key == "flow_token" or value in (None, "", [], {}):
+            continue
+        if length > FLOW_ANSWERS_MAX_CHARS:
+            break
+        lines.append(f"{_label(key)}: {_answer(value)}")
+        length += len(lines[-1]) + 1
+    text = "\n".join(lines)
+    return (text[:FLOW_ANSWERS_MAX_CHARS - 1] + "…" if len(text) > FLOW_ANSWERS_MAX_CHARS else text) or None
 
 
 def _label(key: str) -> str:
@@ -186,8 +197,9 @@ def _label(key: str) -> str:
 
 
 def _answer(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(_answer(item) for item in value)
+    if isinstance(value, list):  # a multiple choice; anything nested deeper is shown as JSON, never recursed into
+        return ", ".join(json.dumps(item, ensure_ascii=False) if isinstance(item, list | dict) else _answer(item)
+                         for item in value)
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, bool):
